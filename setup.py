@@ -25,13 +25,29 @@ def cuda_requested():
     return torch.cuda.is_available() and CUDA_HOME is not None
 
 
+def pip_cuda_include_dirs():
+    """Headers of the CUDA libraries that torch's wheels install under site-packages/nvidia
+    (cuSPARSE, cuBLAS, ...): ATen's CUDA headers include them, and a minimal toolkit
+    (nvcc + cudart only) does not ship them."""
+    try:
+        import nvidia
+    except ImportError:
+        return []
+    found = []
+    for base in nvidia.__path__:
+        found += sorted(d for d in glob.glob(os.path.join(base, "*", "include")) if os.path.isdir(d))
+    return found
+
+
 def get_extensions():
     sources = sorted(glob.glob(os.path.join(CSRC, "*.cpp")) + glob.glob(os.path.join(CSRC, "cpu", "*.cpp")))
     extra_compile_args = {"cxx": ["-O3", "-fopenmp"]}
     extra_link_args = ["-fopenmp"]
     define_macros = []
     extension = CppExtension
+    include_dirs = [os.path.join(ROOT, CSRC)]
     if cuda_requested():
+        include_dirs += pip_cuda_include_dirs()
         extension = CUDAExtension
         sources += sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cu")))
         define_macros.append(("WITH_CUDA", None))
@@ -40,7 +56,7 @@ def get_extensions():
         extension(
             "atss_core._C",
             sources,
-            include_dirs=[os.path.join(ROOT, CSRC)],
+            include_dirs=include_dirs,
             define_macros=define_macros,
             extra_compile_args=extra_compile_args,
             extra_link_args=extra_link_args,
