@@ -1,0 +1,39 @@
+# atss_core: `make setup` builds the environment and the extension, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+REQS_STAMP := $(VENV)/.requirements-installed
+BUILD_STAMP := atss_core/.extension-built
+CSRC := $(shell find csrc -type f 2>/dev/null) setup.py
+PYTEST_ARGS ?=
+
+.PHONY: setup build test cuda-check benchmark clean
+
+setup: $(BUILD_STAMP)
+
+# the venv and the pinned requirements (re-installed when a requirements file changes)
+$(REQS_STAMP): requirements.txt requirements-test.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -r requirements-test.txt
+	@touch $@
+
+# atss_core._C, rebuilt when csrc/ or setup.py change; also registers the package (editable)
+$(BUILD_STAMP): $(REQS_STAMP) $(CSRC)
+	MAX_JOBS=$${MAX_JOBS:-2} $(PY) -m pip install --disable-pip-version-check --no-build-isolation --no-deps -e .
+	$(PY) -c "from atss_core import _C; print('atss_core._C built; CUDA kernels:', _C.built_with_cuda())"
+	@touch $@
+
+build: $(BUILD_STAMP)
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+# compile-check the CUDA kernels (no GPU needed); cached by a hash of csrc/
+cuda-check: $(REQS_STAMP)
+	PYTHON=$(PY) bash .ci/cuda_compile_check.sh
+
+benchmark: setup
+	$(PY) tools/benchmark.py --ops --json output/benchmark_ops.json
+
+clean:
+	rm -rf build $(BUILD_STAMP) atss_core/_C*.so *.egg-info
