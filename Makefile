@@ -20,7 +20,7 @@ $(REQS_STAMP): requirements.txt requirements-test.txt
 # atss_core._C, rebuilt when csrc/ or setup.py change; also registers the package (editable)
 $(BUILD_STAMP): $(REQS_STAMP) $(CSRC)
 	MAX_JOBS=$${MAX_JOBS:-2} $(PY) -m pip install --disable-pip-version-check --no-build-isolation --no-deps -e .
-	$(PY) -c "from atss_core import _C; print('atss_core._C built; CUDA kernels:', _C.built_with_cuda())"
+	$(PY) -c "import torch; from atss_core import _C; print('atss_core._C built; CUDA kernels:', _C.built_with_cuda())"
 	@touch $@
 
 build: $(BUILD_STAMP)

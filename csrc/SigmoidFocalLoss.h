@@ -21,28 +21,17 @@ inline at::Tensor check_focal_args(const char* op, const at::Tensor& logits, con
   return targets.to(at::kLong).contiguous();
 }
 
-// reduce_sum: return the summed loss (0-d) instead of the [N, C] per-element losses.
-inline at::Tensor sigmoid_focal_loss_forward(const at::Tensor& logits, const at::Tensor& targets, double gamma,
-                                             double alpha, bool reduce_sum) {
+// reduce_sum: the summed loss (0-d) instead of the [N, C] per-element losses.
+// with_grad: also return d(loss_ij)/d(logit_ij), computed in the same pass; the
+// backward is then this tensor times the upstream gradient.
+inline std::tuple<at::Tensor, at::Tensor> sigmoid_focal_loss_forward(const at::Tensor& logits, const at::Tensor& targets,
+                                                                     double gamma, double alpha, bool reduce_sum,
+                                                                     bool with_grad) {
   at::Tensor targets_c = check_focal_args("SigmoidFocalLoss", logits, targets);
   at::Tensor logits_c = logits.contiguous();
   ATSS_DISPATCH_DEVICE(logits, "SigmoidFocalLoss",
-                       sigmoid_focal_loss_forward_cpu(logits_c, targets_c, gamma, alpha, reduce_sum),
-                       sigmoid_focal_loss_forward_cuda(logits_c, targets_c, gamma, alpha, reduce_sum));
-}
-
-// d_losses: [N, C] upstream gradient, or a single element broadcast to all.
-inline at::Tensor sigmoid_focal_loss_backward(const at::Tensor& logits, const at::Tensor& targets,
-                                              const at::Tensor& d_losses, double gamma, double alpha) {
-  at::Tensor targets_c = check_focal_args("SigmoidFocalLoss backward", logits, targets);
-  check_like(d_losses, logits, "SigmoidFocalLoss backward", "d_losses", "logits");
-  TORCH_CHECK_VALUE(d_losses.numel() == 1 || d_losses.sizes() == logits.sizes(),
-                    "SigmoidFocalLoss backward: d_losses must be a scalar or match logits ", logits.sizes(), ", got ",
-                    d_losses.sizes());
-  at::Tensor logits_c = logits.contiguous(), d_c = d_losses.contiguous();
-  ATSS_DISPATCH_DEVICE(logits, "SigmoidFocalLoss",
-                       sigmoid_focal_loss_backward_cpu(logits_c, targets_c, d_c, gamma, alpha),
-                       sigmoid_focal_loss_backward_cuda(logits_c, targets_c, d_c, gamma, alpha));
+                       sigmoid_focal_loss_forward_cpu(logits_c, targets_c, gamma, alpha, reduce_sum, with_grad),
+                       sigmoid_focal_loss_forward_cuda(logits_c, targets_c, gamma, alpha, reduce_sum, with_grad));
 }
 
 }  // namespace atss

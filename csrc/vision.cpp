@@ -25,8 +25,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("roi_align_backward", &ROIAlign_backward, "ROIAlign backward");
   m.def("roi_pool_forward", &ROIPool_forward, "ROIPool forward; returns (output, argmax)");
   m.def("roi_pool_backward", &ROIPool_backward, "ROIPool backward");
-  m.def("sigmoid_focal_loss_forward", &sigmoid_focal_loss_forward, "sigmoid focal loss (per element or summed)");
-  m.def("sigmoid_focal_loss_backward", &sigmoid_focal_loss_backward, "sigmoid focal loss gradient");
+  m.def("sigmoid_focal_loss_forward", &sigmoid_focal_loss_forward,
+        "sigmoid focal loss (per element or summed) and, optionally, its gradient in the same pass");
   m.def("deform_conv_forward", &deform_conv_forward, "deformable convolution v1 (mask=None) / v2 forward");
   m.def("deform_conv_backward", &deform_conv_backward, "deformable convolution v1 / v2 backward");
   m.def("built_with_cuda", &built_with_cuda, "whether the CUDA kernels were compiled in");

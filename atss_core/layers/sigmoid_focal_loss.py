@@ -7,19 +7,20 @@ from ._ext import _C, as_float32_if_half
 
 
 class _SigmoidFocalLossFunction(torch.autograd.Function):
+    """Fused: the forward pass also computes d(loss)/d(logits) (each loss element
+    depends on its own logit only), so the backward is a single multiplication."""
+
     @staticmethod
     def forward(ctx, logits, targets, gamma, alpha, reduce_sum):
-        ctx.save_for_backward(logits, targets)
-        ctx.gamma = gamma
-        ctx.alpha = alpha
-        return _C.sigmoid_focal_loss_forward(logits, targets, gamma, alpha, reduce_sum)
+        loss, grad = _C.sigmoid_focal_loss_forward(logits, targets, gamma, alpha, reduce_sum, ctx.needs_input_grad[0])
+        ctx.save_for_backward(grad)
+        return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_loss):
-        logits, targets = ctx.saved_tensors
-        grad = _C.sigmoid_focal_loss_backward(logits, targets, d_loss, ctx.gamma, ctx.alpha)
-        return grad, None, None, None, None
+        (grad,) = ctx.saved_tensors
+        return grad * d_loss, None, None, None, None
 
 
 def sigmoid_focal_loss(logits, targets, gamma=2.0, alpha=0.25, reduction="sum"):

@@ -20,10 +20,9 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cuda(const at::Tensor& input
 at::Tensor roi_pool_backward_cuda(const at::Tensor& grad, const at::Tensor& argmax, const at::Tensor& rois,
                                  int64_t batch, int64_t channels, int64_t height, int64_t width);
 
-at::Tensor sigmoid_focal_loss_forward_cuda(const at::Tensor& logits, const at::Tensor& targets, double gamma,
-                                          double alpha, bool reduce_sum);
-at::Tensor sigmoid_focal_loss_backward_cuda(const at::Tensor& logits, const at::Tensor& targets,
-                                           const at::Tensor& d_losses, double gamma, double alpha);
+// Returns (loss, d(loss)/d(logits) or undefined when with_grad is false).
+std::tuple<at::Tensor, at::Tensor> sigmoid_focal_loss_forward_cuda(const at::Tensor& logits, const at::Tensor& targets,
+                                                                       double gamma, double alpha, bool reduce_sum, bool with_grad);
 
 void deform_im2col_cuda(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
                        const DeformConvShape& shape, at::Tensor& columns);

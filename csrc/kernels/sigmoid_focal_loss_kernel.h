@@ -3,38 +3,46 @@
 #pragma once
 
 #include "kernels/common.h"
+#include "kernels/fast_math.h"
 
 namespace atss {
 
-template <typename T>
-ATSS_HD T focal_pow(T base, T gamma) {
-  // gamma == 2 is the universal setting; avoid pow() there
-  return gamma == static_cast<T>(2) ? base * base : pow(base, gamma);
+// (1 - p_t)^gamma; kSquare selects the universal gamma == 2 at compile time so
+// that the CPU loop has no pow() call and vectorises.
+template <typename T, bool kSquare>
+ATSS_HD T focal_modulator(T base, T gamma) {
+  return kSquare ? base * base : pow(base, gamma);
 }
 
-// loss and d(loss)/d(logit) of logit x for class `cls` (1-based) given label `target`.
 template <typename T>
-ATSS_HD void focal_loss_element(T x, int64_t target, int64_t cls, T gamma, T alpha, T* loss, T* grad) {
-  if (target < 0) {
-    *loss = 0;
-    *grad = 0;
-    return;
-  }
-  // numerically stable log(p) and log(1 - p) with p = sigmoid(x)
-  T softplus_neg_abs = log1p(exp(-fabs(x)));
-  T log_p = -softplus_neg_abs - max_of(-x, static_cast<T>(0));
-  T log_1mp = -softplus_neg_abs - max_of(x, static_cast<T>(0));
-  T p = exp(log_p);
-  T q = 1 - p;
-  if (target == cls) {
-    T mod = focal_pow(q, gamma);
-    *loss = -alpha * mod * log_p;
-    *grad = alpha * mod * (gamma * p * log_p - q);
-  } else {
-    T mod = focal_pow(p, gamma);
-    *loss = -(1 - alpha) * mod * log_1mp;
-    *grad = (1 - alpha) * mod * (p - gamma * q * log_1mp);
-  }
+struct FocalTerm {
+  T loss, grad;
+};
+
+// loss and d(loss)/d(logit) of logit x for class `cls` (1-based) given label `target`.
+// Branch-free (selects only) and int32 labels (SSE2 has no 64-bit compares) so
+// that the CPU loop vectorises; two transcendentals
+// per logit: e = exp(-|x|) gives p, 1 - p, log p and log(1 - p) stably.
+template <typename T, bool kSquare>
+ATSS_HD FocalTerm<T> focal_loss_element(T x, int target, int cls, T gamma, T alpha) {
+  const T e = fast_exp(-fabs(x));
+  const T softplus = fast_log(static_cast<T>(1) + e);  // log(1 + exp(-|x|))
+  const T inv = static_cast<T>(1) / (static_cast<T>(1) + e);
+  const bool nonneg = x >= 0;
+  const T p = nonneg ? inv : e * inv;
+  const T q = nonneg ? e * inv : inv;  // 1 - p without cancellation
+  const bool positive = target == cls;
+  // positive: loss = -alpha q^g log p        grad = alpha q^g (g p log p - q)
+  // negative: loss = -(1-alpha) p^g log q    grad = (1-alpha) p^g (p - g q log q)
+  const T base = positive ? q : p;
+  const T other = positive ? p : q;
+  const T log_prob = -softplus - (positive ? (nonneg ? static_cast<T>(0) : -x) : (nonneg ? x : static_cast<T>(0)));
+  const T weight = target < 0 ? static_cast<T>(0) : (positive ? alpha : static_cast<T>(1) - alpha);
+  const T scaled = weight * focal_modulator<T, kSquare>(base, gamma);
+  FocalTerm<T> term;
+  term.loss = -scaled * log_prob;
+  term.grad = (positive ? scaled : -scaled) * (gamma * other * log_prob - base);
+  return term;
 }
 
 }  // namespace atss

@@ -108,3 +108,17 @@ def test_focal_loss_rejects_bad_arguments():
         sigmoid_focal_loss(logits.flatten(), torch.zeros(12, dtype=torch.int64))
     with pytest.raises(ValueError, match="reduction must be"):
         sigmoid_focal_loss(logits, torch.zeros(4, dtype=torch.int64), reduction="mean")
+
+
+def test_focal_loss_float32_is_accurate_over_the_logit_range(device):
+    """The CPU float32 kernel uses polynomial exp/log: compare with float64 everywhere."""
+    logits = torch.linspace(-40, 40, 4001, dtype=torch.float64).reshape(-1, 1).repeat(1, 3)
+    targets = torch.arange(4001) % 4  # background and each of the 3 classes
+    ref_in = logits.clone().requires_grad_()
+    ref = sigmoid_focal_loss(ref_in.to(device), targets.to(device), reduction="none")
+    ref.sum().backward()
+    ours_in = logits.float().to(device).requires_grad_()
+    ours = sigmoid_focal_loss(ours_in, targets.to(device), reduction="none")
+    ours.sum().backward()
+    torch.testing.assert_close(ours.double().cpu(), ref.detach().cpu(), rtol=2e-6, atol=1e-7)
+    torch.testing.assert_close(ours_in.grad.double().cpu(), ref_in.grad.cpu(), rtol=2e-6, atol=1e-7)
