@@ -1,6 +1,8 @@
-// ROIPool on the CPU: forward over (roi, channel) pairs in parallel; backward
+// ROIPool on the CPU: forward over rois in parallel; backward
 // over channels in parallel so each thread owns the planes it writes.
 #include <ATen/Parallel.h>
+
+#include <vector>
 
 #include "cpu/vision.h"
 #include "kernels/roi_pool_kernel.h"
@@ -20,18 +22,21 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cpu(const at::Tensor& input,
     scalar_t* out = output.data_ptr<scalar_t>();
     int* arg = argmax.data_ptr<int>();
     const int64_t plane = static_cast<int64_t>(height) * width;
-    at::parallel_for(0, num_rois * channels, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t rc = begin; rc < end; ++rc) {
-        const int64_t r = rc / channels, c = rc % channels;
+    const int bins = pooled_h * pooled_w;
+    // rois in parallel; a roi's bin windows are computed once for all channels
+    at::parallel_for(0, num_rois, 1, [&](int64_t begin, int64_t end) {
+      std::vector<PoolWindow> windows(bins);
+      for (int64_t r = begin; r < end; ++r) {
         const scalar_t* roi = roi_ptr + 5 * r;
-        const scalar_t* p = in + (static_cast<int64_t>(roi[0]) * channels + c) * plane;
         for (int ph = 0; ph < pooled_h; ++ph)
-          for (int pw = 0; pw < pooled_w; ++pw) {
-            PoolWindow win = roi_pool_window(roi, static_cast<scalar_t>(spatial_scale), height, width, pooled_h,
-                                             pooled_w, ph, pw);
-            const int64_t o = rc * pooled_h * pooled_w + ph * pooled_w + pw;
-            out[o] = roi_pool_max(p, width, win, arg + o);
-          }
+          for (int pw = 0; pw < pooled_w; ++pw)
+            windows[ph * pooled_w + pw] = roi_pool_window(roi, static_cast<scalar_t>(spatial_scale), height, width,
+                                                          pooled_h, pooled_w, ph, pw);
+        const scalar_t* image = in + static_cast<int64_t>(roi[0]) * channels * plane;
+        for (int64_t c = 0; c < channels; ++c) {
+          const int64_t o = (r * channels + c) * bins;
+          for (int b = 0; b < bins; ++b) out[o + b] = roi_pool_max(image + c * plane, width, windows[b], arg + o + b);
+        }
       }
     });
   });

@@ -36,17 +36,18 @@ ATSS_HD PoolWindow roi_pool_window(const T* roi, T spatial_scale, int height, in
 // Max over the window of one channel plane; an empty window gives 0 and argmax -1.
 template <typename T>
 ATSS_HD T roi_pool_max(const T* plane, int width, const PoolWindow& win, int* argmax) {
-  bool empty = (win.h_end <= win.h_start) || (win.w_end <= win.w_start);
-  T best = 0;
-  int best_index = -1;
-  if (!empty) {
-    for (int h = win.h_start; h < win.h_end; ++h) {
-      for (int w = win.w_start; w < win.w_end; ++w) {
-        int index = h * width + w;
-        if (best_index < 0 || plane[index] > best) {
-          best = plane[index];
-          best_index = index;
-        }
+  if (win.h_end <= win.h_start || win.w_end <= win.w_start) {
+    *argmax = -1;
+    return 0;
+  }
+  int best_index = win.h_start * width + win.w_start;
+  T best = plane[best_index];
+  for (int h = win.h_start; h < win.h_end; ++h) {
+    const T* row = plane + h * width;
+    for (int w = win.w_start; w < win.w_end; ++w) {
+      if (row[w] > best) {
+        best = row[w];
+        best_index = h * width + w;
       }
     }
   }
