@@ -14,12 +14,14 @@ setup: $(BUILD_STAMP)
 # the venv and the pinned requirements (re-installed when a requirements file changes)
 $(REQS_STAMP): requirements.txt requirements-test.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -r requirements-test.txt
+	@echo "installing the pinned requirements into $(VENV) (PyTorch is large: minutes on a first run) ..."
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
 	@touch $@
 
 # atss_core._C, rebuilt when csrc/ or setup.py change; also registers the package (editable)
 $(BUILD_STAMP): $(REQS_STAMP) $(CSRC)
-	MAX_JOBS=$${MAX_JOBS:-2} $(PY) -m pip install --disable-pip-version-check --no-build-isolation --no-deps -e .
+	@echo "building atss_core._C (about a minute on 2 cores) ..."
+	MAX_JOBS=$${MAX_JOBS:-2} $(PY) -m pip install --quiet --disable-pip-version-check --no-build-isolation --no-deps -e .
 	$(PY) -c "import torch; from atss_core import _C; print('atss_core._C built; CUDA kernels:', _C.built_with_cuda())"
 	@touch $@
 

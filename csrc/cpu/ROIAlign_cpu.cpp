@@ -38,14 +38,11 @@ static void roi_align_forward_impl(const at::Tensor& input, const at::Tensor& ro
         const T* p = in + (static_cast<int64_t>(g.batch_index) * channels + c) * plane;
         T* o = out + (r * channels + c) * bins;
         for (int b = 0; b < bins; ++b) {
-          T sum = 0;
+          RoiAlignGather<T> gather{p, width, static_cast<T>(0)};
           const BilinearTaps<T>* t = taps.data() + static_cast<size_t>(b) * samples;
-          for (int s = 0; s < samples; ++s, ++t) {
-            if (!t->valid) continue;
-            sum += t->w_ll * p[t->y_low * width + t->x_low] + t->w_lh * p[t->y_low * width + t->x_high] +
-                   t->w_hl * p[t->y_high * width + t->x_low] + t->w_hh * p[t->y_high * width + t->x_high];
-          }
-          o[b] = sum * inv_count;
+          for (int s = 0; s < samples; ++s, ++t)
+            if (t->valid) gather(*t);
+          o[b] = gather.sum * inv_count;
         }
       }
     }

@@ -4,19 +4,9 @@
 #include <ATen/Parallel.h>
 
 #include "cpu/vision.h"
+#include "tensor_utils.h"
 
 namespace atss {
-
-namespace {
-template <typename T>
-const T* optional_data(const at::Tensor& t) {
-  return t.defined() ? t.data_ptr<T>() : nullptr;
-}
-template <typename T>
-T* optional_data(at::Tensor& t) {
-  return t.defined() ? t.data_ptr<T>() : nullptr;
-}
-}  // namespace
 
 void deform_im2col_cpu(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
                        const DeformConvShape& s, at::Tensor& columns) {

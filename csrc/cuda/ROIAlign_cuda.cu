@@ -13,13 +13,10 @@ __global__ void roi_align_forward_kernel(int64_t total, const T* input, const T*
                                          int height, int width, int pooled_h, int pooled_w, int sampling_ratio,
                                          T* output) {
   ATSS_CUDA_LOOP(index, total) {
-    const int pw = index % pooled_w;
-    const int ph = (index / pooled_w) % pooled_h;
-    const int c = (index / pooled_w / pooled_h) % channels;
-    const int64_t r = index / pooled_w / pooled_h / channels;
-    RoiBinGeometry<T> g = roi_align_geometry(rois + 5 * r, spatial_scale, pooled_h, pooled_w, sampling_ratio);
-    const T* plane = input + (static_cast<int64_t>(g.batch_index) * channels + c) * height * width;
-    output[index] = roi_align_bin(plane, height, width, g, ph, pw);
+    const RoiBinIndex at = roi_bin_index(index, channels, pooled_h, pooled_w);
+    RoiBinGeometry<T> g = roi_align_geometry(rois + 5 * at.roi, spatial_scale, pooled_h, pooled_w, sampling_ratio);
+    const T* plane = input + (static_cast<int64_t>(g.batch_index) * channels + at.channel) * height * width;
+    output[index] = roi_align_bin(plane, height, width, g, at.ph, at.pw);
   }
 }
 
@@ -28,13 +25,10 @@ __global__ void roi_align_backward_kernel(int64_t total, const T* grad, const T*
                                           int height, int width, int pooled_h, int pooled_w, int sampling_ratio,
                                           T* grad_input) {
   ATSS_CUDA_LOOP(index, total) {
-    const int pw = index % pooled_w;
-    const int ph = (index / pooled_w) % pooled_h;
-    const int c = (index / pooled_w / pooled_h) % channels;
-    const int64_t r = index / pooled_w / pooled_h / channels;
-    RoiBinGeometry<T> g = roi_align_geometry(rois + 5 * r, spatial_scale, pooled_h, pooled_w, sampling_ratio);
-    T* plane = grad_input + (static_cast<int64_t>(g.batch_index) * channels + c) * height * width;
-    roi_align_bin_backward(grad[index], plane, height, width, g, ph, pw, AtomicAdd());
+    const RoiBinIndex at = roi_bin_index(index, channels, pooled_h, pooled_w);
+    RoiBinGeometry<T> g = roi_align_geometry(rois + 5 * at.roi, spatial_scale, pooled_h, pooled_w, sampling_ratio);
+    T* plane = grad_input + (static_cast<int64_t>(g.batch_index) * channels + at.channel) * height * width;
+    roi_align_bin_backward(grad[index], plane, height, width, g, at.ph, at.pw, AtomicAdd());
   }
 }
 

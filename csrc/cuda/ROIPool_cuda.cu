@@ -12,13 +12,10 @@ template <typename T>
 __global__ void roi_pool_forward_kernel(int64_t total, const T* input, const T* rois, T spatial_scale, int channels,
                                         int height, int width, int pooled_h, int pooled_w, T* output, int* argmax) {
   ATSS_CUDA_LOOP(index, total) {
-    const int pw = index % pooled_w;
-    const int ph = (index / pooled_w) % pooled_h;
-    const int c = (index / pooled_w / pooled_h) % channels;
-    const int64_t r = index / pooled_w / pooled_h / channels;
-    const T* roi = rois + 5 * r;
-    const T* plane = input + (static_cast<int64_t>(roi[0]) * channels + c) * height * width;
-    PoolWindow win = roi_pool_window(roi, spatial_scale, height, width, pooled_h, pooled_w, ph, pw);
+    const RoiBinIndex at = roi_bin_index(index, channels, pooled_h, pooled_w);
+    const T* roi = rois + 5 * at.roi;
+    const T* plane = input + (static_cast<int64_t>(roi[0]) * channels + at.channel) * height * width;
+    PoolWindow win = roi_pool_window(roi, spatial_scale, height, width, pooled_h, pooled_w, at.ph, at.pw);
     output[index] = roi_pool_max(plane, width, win, argmax + index);
   }
 }

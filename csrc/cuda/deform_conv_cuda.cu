@@ -2,15 +2,11 @@
 // deform_conv.cpp): one thread per column entry, atomicAdd in col2im.
 #include "cuda/cuda_utils.cuh"
 #include "cuda/vision.h"
+#include "tensor_utils.h"
 
 namespace atss {
 
 namespace {
-
-template <typename T>
-const T* optional_data(const at::Tensor& t) {
-  return t.defined() ? t.data_ptr<T>() : nullptr;
-}
 
 template <typename T>
 __global__ void deform_im2col_kernel(int64_t total, DeformConvShape s, const T* input, const T* offset, const T* mask,
@@ -81,7 +77,7 @@ void deform_col2coord_cuda(const at::Tensor& grad_columns, const at::Tensor& inp
     deform_col2coord_kernel<scalar_t><<<grid_for(total), kThreads, 0, stream>>>(
         total, s, grad_columns.data_ptr<scalar_t>(), input.data_ptr<scalar_t>(), offset.data_ptr<scalar_t>(),
         optional_data<scalar_t>(mask), grad_offset.data_ptr<scalar_t>(),
-        grad_mask.defined() ? grad_mask.data_ptr<scalar_t>() : nullptr);
+        optional_data<scalar_t>(grad_mask));
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

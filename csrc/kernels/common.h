@@ -42,4 +42,19 @@ ATSS_HD int floor_to_int(T v) {
   return (static_cast<T>(i) > v) ? i - 1 : i;
 }
 
+// Position of element `index` of a [rois, channels, pooled_h, pooled_w] output.
+struct RoiBinIndex {
+  int64_t roi;
+  int channel, ph, pw;
+};
+
+ATSS_HD RoiBinIndex roi_bin_index(int64_t index, int channels, int pooled_h, int pooled_w) {
+  RoiBinIndex b;
+  b.pw = static_cast<int>(index % pooled_w);
+  b.ph = static_cast<int>((index / pooled_w) % pooled_h);
+  b.channel = static_cast<int>((index / pooled_w / pooled_h) % channels);
+  b.roi = index / pooled_w / pooled_h / channels;
+  return b;
+}
+
 }  // namespace atss

@@ -82,22 +82,50 @@ ATSS_HD void roi_align_sample_point(const RoiBinGeometry<T>& g, int ph, int pw, 
   *x = g.start_w + pw * g.bin_w + (ix + static_cast<T>(0.5)) * g.bin_w / static_cast<T>(g.grid_w);
 }
 
-// Forward value of one output bin on one channel plane.
-template <typename T>
-ATSS_HD T roi_align_bin(const T* plane, int height, int width, const RoiBinGeometry<T>& g, int ph, int pw) {
-  T sum = 0;
+// Calls visit(taps) for every in-map sample of output bin (ph, pw).
+template <typename T, typename Visit>
+ATSS_HD void roi_align_visit_taps(int height, int width, const RoiBinGeometry<T>& g, int ph, int pw, Visit& visit) {
   for (int iy = 0; iy < g.grid_h; ++iy) {
     for (int ix = 0; ix < g.grid_w; ++ix) {
       T y, x;
       roi_align_sample_point(g, ph, pw, iy, ix, &y, &x);
       BilinearTaps<T> t = roi_align_taps(height, width, y, x);
-      if (!t.valid) continue;
-      sum += t.w_ll * plane[t.y_low * width + t.x_low] + t.w_lh * plane[t.y_low * width + t.x_high] +
-             t.w_hl * plane[t.y_high * width + t.x_low] + t.w_hh * plane[t.y_high * width + t.x_high];
+      if (t.valid) visit(t);
     }
   }
-  int count = max_of(g.grid_h * g.grid_w, 1);
-  return sum / static_cast<T>(count);
+}
+
+template <typename T>
+struct RoiAlignGather {
+  const T* plane;
+  int width;
+  T sum;
+  ATSS_HD void operator()(const BilinearTaps<T>& t) {
+    sum += t.w_ll * plane[t.y_low * width + t.x_low] + t.w_lh * plane[t.y_low * width + t.x_high] +
+           t.w_hl * plane[t.y_high * width + t.x_low] + t.w_hh * plane[t.y_high * width + t.x_high];
+  }
+};
+
+template <typename T, typename AddFn>
+struct RoiAlignScatter {
+  T* plane;
+  int width;
+  T grad;
+  AddFn add;
+  ATSS_HD void operator()(const BilinearTaps<T>& t) {
+    add(plane + t.y_low * width + t.x_low, grad * t.w_ll);
+    add(plane + t.y_low * width + t.x_high, grad * t.w_lh);
+    add(plane + t.y_high * width + t.x_low, grad * t.w_hl);
+    add(plane + t.y_high * width + t.x_high, grad * t.w_hh);
+  }
+};
+
+// Forward value of one output bin on one channel plane.
+template <typename T>
+ATSS_HD T roi_align_bin(const T* plane, int height, int width, const RoiBinGeometry<T>& g, int ph, int pw) {
+  RoiAlignGather<T> gather{plane, width, static_cast<T>(0)};
+  roi_align_visit_taps(height, width, g, ph, pw, gather);
+  return gather.sum / static_cast<T>(max_of(g.grid_h * g.grid_w, 1));
 }
 
 // Backward of one output bin: scatters grad into a channel plane with `add`
@@ -105,20 +133,8 @@ ATSS_HD T roi_align_bin(const T* plane, int height, int width, const RoiBinGeome
 template <typename T, typename AddFn>
 ATSS_HD void roi_align_bin_backward(T grad, T* grad_plane, int height, int width, const RoiBinGeometry<T>& g,
                                     int ph, int pw, AddFn add) {
-  int count = max_of(g.grid_h * g.grid_w, 1);
-  T g_sample = grad / static_cast<T>(count);
-  for (int iy = 0; iy < g.grid_h; ++iy) {
-    for (int ix = 0; ix < g.grid_w; ++ix) {
-      T y, x;
-      roi_align_sample_point(g, ph, pw, iy, ix, &y, &x);
-      BilinearTaps<T> t = roi_align_taps(height, width, y, x);
-      if (!t.valid) continue;
-      add(grad_plane + t.y_low * width + t.x_low, g_sample * t.w_ll);
-      add(grad_plane + t.y_low * width + t.x_high, g_sample * t.w_lh);
-      add(grad_plane + t.y_high * width + t.x_low, g_sample * t.w_hl);
-      add(grad_plane + t.y_high * width + t.x_high, g_sample * t.w_hh);
-    }
-  }
+  RoiAlignScatter<T, AddFn> scatter{grad_plane, width, grad / static_cast<T>(max_of(g.grid_h * g.grid_w, 1)), add};
+  roi_align_visit_taps(height, width, g, ph, pw, scatter);
 }
 
 }  // namespace atss
