@@ -1,0 +1,80 @@
+"""Operations on BoxLists: IoU, concatenation, NMS and filtering (legacy +1 convention)."""
+import torch
+
+from atss_core.layers import ml_nms as _box_ml_nms
+from atss_core.layers import nms as _box_nms
+
+from .bounding_box import TO_REMOVE, BoxList
+
+
+def boxlist_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores"):
+    """Keeps the boxes that survive NMS on ``score_field``, at most ``max_proposals`` (all if <= 0)."""
+    if nms_thresh <= 0:
+        return boxlist
+    mode = boxlist.mode
+    boxlist = boxlist.convert("xyxy")
+    keep = _box_nms(boxlist.bbox, boxlist.get_field(score_field), nms_thresh)
+    if max_proposals > 0:
+        keep = keep[:max_proposals]
+    return boxlist[keep].convert(mode)
+
+
+def boxlist_ml_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores", label_field="labels"):
+    """Like :func:`boxlist_nms`, but boxes only suppress boxes with the same ``label_field``."""
+    if nms_thresh <= 0:
+        return boxlist
+    mode = boxlist.mode
+    boxlist = boxlist.convert("xyxy")
+    keep = _box_ml_nms(boxlist.bbox, boxlist.get_field(score_field), boxlist.get_field(label_field), nms_thresh)
+    if max_proposals > 0:
+        keep = keep[:max_proposals]
+    return boxlist[keep].convert(mode)
+
+
+def remove_small_boxes(boxlist, min_size):
+    """Drops boxes whose width or height (with the +1 convention) is below ``min_size``."""
+    _, _, ws, hs = boxlist.convert("xywh").bbox.unbind(dim=1)
+    keep = ((ws >= min_size) & (hs >= min_size)).nonzero().squeeze(1)
+    return boxlist[keep]
+
+
+def boxlist_iou(boxlist1, boxlist2):
+    """[N, M] IoU between the boxes of two BoxLists of the same image."""
+    if boxlist1.size != boxlist2.size:
+        raise ValueError("boxlist_iou: boxlists must describe the same image, got sizes {} and {}".format(
+            boxlist1.size, boxlist2.size))
+    boxlist1 = boxlist1.convert("xyxy")
+    boxlist2 = boxlist2.convert("xyxy")
+    area1 = boxlist1.area()
+    area2 = boxlist2.area()
+    box1, box2 = boxlist1.bbox, boxlist2.bbox
+    lt = torch.max(box1[:, None, :2], box2[:, :2])
+    rb = torch.min(box1[:, None, 2:], box2[:, 2:])
+    wh = (rb - lt + TO_REMOVE).clamp(min=0)
+    inter = wh[:, :, 0] * wh[:, :, 1]
+    return inter / (area1[:, None] + area2 - inter)
+
+
+def _cat(tensors, dim=0):
+    """torch.cat that avoids a copy for a single tensor."""
+    if len(tensors) == 1:
+        return tensors[0]
+    return torch.cat(tensors, dim)
+
+
+def cat_boxlist(bboxes):
+    """Concatenates BoxLists of the same image, mode and fields into one."""
+    if not isinstance(bboxes, (list, tuple)) or not bboxes or not all(isinstance(b, BoxList) for b in bboxes):
+        raise TypeError("cat_boxlist: expected a non-empty list of BoxList")
+    size, mode, fields = bboxes[0].size, bboxes[0].mode, set(bboxes[0].fields())
+    for b in bboxes[1:]:
+        if b.size != size:
+            raise ValueError("cat_boxlist: image sizes differ: {} vs {}".format(size, b.size))
+        if b.mode != mode:
+            raise ValueError("cat_boxlist: modes differ: {} vs {}".format(mode, b.mode))
+        if set(b.fields()) != fields:
+            raise ValueError("cat_boxlist: fields differ: {} vs {}".format(sorted(fields), sorted(b.fields())))
+    cat_boxes = BoxList(_cat([b.bbox for b in bboxes], dim=0), size, mode)
+    for field in fields:
+        cat_boxes.add_field(field, _cat([b.get_field(field) for b in bboxes], dim=0))
+    return cat_boxes
