@@ -25,3 +25,14 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not _cuda_usable
 @pytest.fixture(params=DEVICES)
 def device(request):
     return torch.device(request.param)
+
+SHARED_DIR = os.environ.get("ATSS_SHARED_DIR", os.path.join(os.path.dirname(ROOT), "shared"))
+CONFIG_DIR = os.path.join(ROOT, "configs")
+
+
+def shared_path(*parts):
+    """A file under ../shared, or a pytest skip naming what is missing."""
+    path = os.path.join(SHARED_DIR, *parts)
+    if not os.path.exists(path):
+        pytest.skip("{} not found (../shared is not beside this checkout; set ATSS_SHARED_DIR)".format(path))
+    return path

@@ -1,0 +1,3 @@
+from .defaults import _C as cfg
+
+__all__ = ["cfg"]

@@ -1,0 +1,119 @@
+"""Anchors per FPN level, in the Detectron convention (integer pixel corners, +1 sizes)."""
+import math
+
+import torch
+from torch import nn
+
+from atss_core.structures.bounding_box import BoxList
+
+
+class BufferList(nn.Module):
+    """Holds tensors as buffers named "0", "1", ... so they follow .to() and appear in the state dict."""
+
+    def __init__(self, buffers=()):
+        super().__init__()
+        for i, buffer in enumerate(buffers):
+            self.register_buffer(str(i), buffer)
+
+    def __len__(self):
+        return len(self._buffers)
+
+    def __iter__(self):
+        return iter(self._buffers.values())
+
+
+def _anchors_from_whctr(ws, hs, x_ctr, y_ctr):
+    return torch.stack([x_ctr - 0.5 * (ws - 1), y_ctr - 0.5 * (hs - 1), x_ctr + 0.5 * (ws - 1), y_ctr + 0.5 * (hs - 1)],
+                       dim=1)
+
+
+def generate_anchors(stride, sizes, aspect_ratios):
+    """[len(aspect_ratios) * len(sizes), 4] cell anchors centred on the first stride x stride cell.
+
+    Widths/heights per aspect ratio are rounded on the stride-sized base box, then scaled
+    by size / stride (Detectron's algorithm, reproduced for checkpoint compatibility)."""
+    base = float(stride)
+    ctr = 0.5 * (base - 1)
+    ratios = torch.tensor(aspect_ratios, dtype=torch.float64)
+    ws = torch.round(torch.sqrt(base * base / ratios))
+    hs = torch.round(ws * ratios)
+    scales = torch.tensor(sizes, dtype=torch.float64) / stride
+    all_ws = (ws[:, None] * scales[None, :]).reshape(-1)
+    all_hs = (hs[:, None] * scales[None, :]).reshape(-1)
+    ctrs = torch.full_like(all_ws, ctr)
+    return _anchors_from_whctr(all_ws, all_hs, ctrs, ctrs)
+
+
+class AnchorGenerator(nn.Module):
+    """For each image and feature map, the anchors of every cell (as a BoxList with a
+    "visibility" field: False for anchors straddling the image border by more than
+    ``straddle_thresh``; a negative threshold disables the check)."""
+
+    def __init__(self, sizes=(128, 256, 512), aspect_ratios=(0.5, 1.0, 2.0), anchor_strides=(8, 16, 32),
+                 straddle_thresh=0):
+        super().__init__()
+        if len(anchor_strides) == 1:
+            cell_anchors = [generate_anchors(anchor_strides[0], sizes, aspect_ratios).float()]
+        else:
+            if len(anchor_strides) != len(sizes):
+                raise ValueError("AnchorGenerator: {} strides but {} size groups".format(len(anchor_strides),
+                                                                                         len(sizes)))
+            cell_anchors = [
+                generate_anchors(stride, size if isinstance(size, (tuple, list)) else (size,), aspect_ratios).float()
+                for stride, size in zip(anchor_strides, sizes)
+            ]
+        self.strides = anchor_strides
+        self.cell_anchors = BufferList(cell_anchors)
+        self.straddle_thresh = straddle_thresh
+        self._grid_cache = {}
+
+    def num_anchors_per_location(self):
+        return [len(cell) for cell in self.cell_anchors]
+
+    def grid_anchors(self, grid_sizes):
+        """Anchors of every level: [H * W * A, 4], ordered (y, x, anchor). Cached per grid size."""
+        anchors = []
+        for (height, width), stride, base in zip(grid_sizes, self.strides, self.cell_anchors):
+            key = (int(height), int(width), stride, base.device, base.dtype)
+            if key not in self._grid_cache:
+                shifts_x = torch.arange(0, width * stride, step=stride, dtype=torch.float32, device=base.device)
+                shifts_y = torch.arange(0, height * stride, step=stride, dtype=torch.float32, device=base.device)
+                shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x, indexing="ij")
+                shift_x, shift_y = shift_x.reshape(-1), shift_y.reshape(-1)
+                shifts = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=1)
+                self._grid_cache[key] = (shifts.view(-1, 1, 4) + base.view(1, -1, 4)).reshape(-1, 4)
+            anchors.append(self._grid_cache[key])
+        return anchors
+
+    def _visibility(self, anchors, image_width, image_height):
+        t = self.straddle_thresh
+        if t < 0:
+            return torch.ones(anchors.shape[0], dtype=torch.bool, device=anchors.device)
+        return ((anchors[:, 0] >= -t) & (anchors[:, 1] >= -t) & (anchors[:, 2] < image_width + t)
+                & (anchors[:, 3] < image_height + t))
+
+    def forward(self, image_list, feature_maps):
+        grid_sizes = [tuple(fm.shape[-2:]) for fm in feature_maps]
+        per_level = self.grid_anchors(grid_sizes)
+        anchors = []
+        for height, width in image_list.image_sizes:
+            in_image = []
+            for level_anchors in per_level:
+                boxlist = BoxList(level_anchors, (width, height), mode="xyxy")
+                boxlist.add_field("visibility", self._visibility(level_anchors, width, height))
+                in_image.append(boxlist)
+            anchors.append(in_image)
+        return anchors
+
+
+def make_anchor_generator_atss(config):
+    """ATSS anchors: per level, SCALES_PER_OCTAVE sizes spaced by OCTAVE ** (i / SCALES_PER_OCTAVE)."""
+    atss = config.MODEL.ATSS
+    if len(atss.ANCHOR_STRIDES) != len(atss.ANCHOR_SIZES):
+        raise ValueError("MODEL.ATSS.ANCHOR_STRIDES ({}) and ANCHOR_SIZES ({}) must have one entry per level".format(
+            atss.ANCHOR_STRIDES, atss.ANCHOR_SIZES))
+    sizes = tuple(
+        tuple(size * math.pow(atss.OCTAVE, i / float(atss.SCALES_PER_OCTAVE)) for i in range(atss.SCALES_PER_OCTAVE))
+        for size in atss.ANCHOR_SIZES
+    )
+    return AnchorGenerator(sizes, atss.ASPECT_RATIOS, atss.ANCHOR_STRIDES, atss.STRADDLE_THRESH)

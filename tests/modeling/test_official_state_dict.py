@@ -1,0 +1,41 @@
+"""Our model's state dict must equal the official one (keys, order, shapes, dtypes) for
+every official config, so official checkpoints load unchanged and ours load there."""
+import json
+import os
+
+import pytest
+
+from atss_core.config import cfg as default_cfg
+from atss_core.modeling.detector import build_detection_model
+
+from ..conftest import CONFIG_DIR, shared_path
+
+OFFICIAL_CONFIGS = [
+    "atss_R_50_FPN_1x.yaml", "atss_R_101_FPN_1x.yaml", "atss_R_101_FPN_2x.yaml", "atss_X_101_32x8d_FPN_2x.yaml",
+    "atss_X_101_64x4d_FPN_2x.yaml", "atss_dcnv2_R_50_FPN_1x.yaml", "atss_dcnv2_R_101_FPN_1x.yaml",
+    "atss_dcnv2_R_101_FPN_2x.yaml", "atss_dcnv2_X_101_32x8d_FPN_2x.yaml", "atss_dcnv2_X_101_64x4d_FPN_2x.yaml",
+]
+
+
+@pytest.fixture(scope="module")
+def signatures():
+    with open(shared_path("spec", "official_state_dict_signatures.json")) as f:
+        return json.load(f)
+
+
+def build(config_name):
+    cfg = default_cfg.clone()
+    cfg.merge_from_file(os.path.join(CONFIG_DIR, "atss", config_name))
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu"])
+    return build_detection_model(cfg)
+
+
+@pytest.mark.parametrize("config_name", OFFICIAL_CONFIGS)
+def test_state_dict_equals_the_official_one(signatures, config_name):
+    model = build(config_name)
+    ours = [[k, list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in model.state_dict().items()]
+    official = signatures[config_name]
+    missing = sorted({k for k, _, _ in official} - {k for k, _, _ in ours})
+    unexpected = sorted({k for k, _, _ in ours} - {k for k, _, _ in official})
+    assert not missing and not unexpected, "missing: {}\nunexpected: {}".format(missing[:10], unexpected[:10])
+    assert ours == official
