@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from atss_core.config import cfg as default_cfg
+from atss_core.modeling.rpn.anchor_generator import AnchorGenerator, generate_anchors, make_anchor_generator_atss
+from atss_core.structures import to_image_list
+
+
+def test_cell_anchors_follow_detectron():
+    # stride 8, size 64, ratio 1: an 8x8 base box centred at 3.5 scaled by 8
+    assert generate_anchors(8, (64,), (1.0,)).tolist() == [[-28.0, -28.0, 35.0, 35.0]]
+    # on a 16 base centred at 7.5: ratio 0.5 gives w = round(sqrt(256 / 0.5)) = 23, h = round(11.5) = 12;
+    # ratio 2 gives w = round(sqrt(128)) = 11, h = 22
+    anchors = generate_anchors(16, (16,), (0.5, 2.0))
+    assert anchors.tolist() == [[-3.5, 2.0, 18.5, 13.0], [2.5, -3.0, 12.5, 18.0]]
+
+
+def test_atss_generator_grid_and_visibility():
+    cfg = default_cfg.clone()
+    generator = make_anchor_generator_atss(cfg)
+    assert generator.num_anchors_per_location() == [1, 1, 1, 1, 1]
+    images = to_image_list([torch.zeros(3, 60, 90)], size_divisible=32)
+    features = [torch.zeros(1, 4, 64 // s, 96 // s) for s in (8, 16, 32)] + [torch.zeros(1, 4, 1, 2),
+                                                                               torch.zeros(1, 4, 1, 1)]
+    anchors = generator(images, features)
+    assert len(anchors) == 1 and len(anchors[0]) == 5
+    p3 = anchors[0][0]
+    assert len(p3) == 8 * 12 and p3.size == (90, 60)
+    # row-major over (y, x): the second anchor is shifted by one stride in x
+    assert (p3.bbox[1] - p3.bbox[0]).tolist() == [8.0, 0.0, 8.0, 0.0]
+    assert (p3.bbox[12] - p3.bbox[0]).tolist() == [0.0, 8.0, 0.0, 8.0]
+    # straddle_thresh 0: 64-pixel anchors at the border stick out of a 90x60 image
+    assert not p3.get_field("visibility").any()
+
+
+def test_negative_straddle_thresh_keeps_everything_and_octave_scales():
+    generator = AnchorGenerator(((32, 40.3),), (0.5, 1.0), (16,), straddle_thresh=-1)
+    assert generator.num_anchors_per_location() == [4]
+    anchors = generator(to_image_list([torch.zeros(3, 32, 32)]), [torch.zeros(1, 1, 2, 2)])[0][0]
+    assert len(anchors) == 16 and anchors.get_field("visibility").all()
+    cfg = default_cfg.clone()
+    cfg.merge_from_list(["MODEL.ATSS.SCALES_PER_OCTAVE", 3])
+    cell = make_anchor_generator_atss(cfg).cell_anchors
+    widths = [(a[:, 2] - a[:, 0] + 1).tolist() for a in cell][0]
+    assert widths == pytest.approx([64.0, 64.0 * 2 ** (1 / 3), 64.0 * 2 ** (2 / 3)])
