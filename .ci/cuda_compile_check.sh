@@ -34,6 +34,8 @@ start=$(date +%s)
   exit 1
 }
 so=$(find "$cache/lib" -name '_C*.so' | head -n 1)
-nm -C -D "$so" | grep -q "atss::nms_cuda" || { echo "cuda-check: FAILED, $so has no CUDA kernels"; exit 1; }
+# (no grep -q: it would close the pipe early and pipefail would report nm's SIGPIPE)
+symbols=$(nm -C -D "$so")
+grep "atss::nms_cuda" <<< "$symbols" > /dev/null || { echo "cuda-check: FAILED, $so has no CUDA kernels"; exit 1; }
 touch "$cache/ok"
 echo "cuda-check: CUDA build OK in $(( $(date +%s) - start )) s ($so)"
