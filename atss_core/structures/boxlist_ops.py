@@ -38,21 +38,23 @@ def remove_small_boxes(boxlist, min_size):
     return boxlist[keep]
 
 
+def box_iou_legacy(boxes1, boxes2):
+    """[N, M] IoU of xyxy boxes [N, 4] and [M, 4] with the legacy +1 convention."""
+    area1 = (boxes1[:, 2] - boxes1[:, 0] + TO_REMOVE) * (boxes1[:, 3] - boxes1[:, 1] + TO_REMOVE)
+    area2 = (boxes2[:, 2] - boxes2[:, 0] + TO_REMOVE) * (boxes2[:, 3] - boxes2[:, 1] + TO_REMOVE)
+    lt = torch.max(boxes1[:, None, :2], boxes2[:, :2])
+    rb = torch.min(boxes1[:, None, 2:], boxes2[:, 2:])
+    wh = (rb - lt + TO_REMOVE).clamp(min=0)
+    inter = wh[:, :, 0] * wh[:, :, 1]
+    return inter / (area1[:, None] + area2 - inter)
+
+
 def boxlist_iou(boxlist1, boxlist2):
     """[N, M] IoU between the boxes of two BoxLists of the same image."""
     if boxlist1.size != boxlist2.size:
         raise ValueError("boxlist_iou: boxlists must describe the same image, got sizes {} and {}".format(
             boxlist1.size, boxlist2.size))
-    boxlist1 = boxlist1.convert("xyxy")
-    boxlist2 = boxlist2.convert("xyxy")
-    area1 = boxlist1.area()
-    area2 = boxlist2.area()
-    box1, box2 = boxlist1.bbox, boxlist2.bbox
-    lt = torch.max(box1[:, None, :2], box2[:, :2])
-    rb = torch.min(box1[:, None, 2:], box2[:, 2:])
-    wh = (rb - lt + TO_REMOVE).clamp(min=0)
-    inter = wh[:, :, 0] * wh[:, :, 1]
-    return inter / (area1[:, None] + area2 - inter)
+    return box_iou_legacy(boxlist1.convert("xyxy").bbox, boxlist2.convert("xyxy").bbox)
 
 
 def _cat(tensors, dim=0):

@@ -7,8 +7,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from atss_core.layers import DFConv2d, Scale
+from atss_core.modeling.box_coder import BoxCoder
 from atss_core.modeling.registry import RPN_HEADS
 from atss_core.modeling.rpn.anchor_generator import make_anchor_generator_atss
+
+from .loss import make_atss_loss_evaluator
 
 
 class ATSSHead(nn.Module):
@@ -81,17 +84,17 @@ class ATSSModule(nn.Module):
         self.cfg = cfg.clone()
         self.head = ATSSHead(cfg, in_channels)
         self.anchor_generator = make_anchor_generator_atss(cfg)
-        self.loss_evaluator = None  # assignment + losses: not implemented yet
+        self.box_coder = BoxCoder(cfg)
+        self.loss_evaluator = make_atss_loss_evaluator(cfg, self.box_coder)
         self.box_selector_test = None  # post-processing: not implemented yet
 
     def forward(self, images, features, targets=None):
         box_cls, box_regression, centerness = self.head(features)
         anchors = self.anchor_generator(images, features)
         if self.training:
-            if self.loss_evaluator is None:
-                raise NotImplementedError("ATSS training (assignment and losses) is not implemented yet")
-            losses = self.loss_evaluator(box_cls, box_regression, centerness, targets, anchors)
-            return None, losses
+            loss_cls, loss_reg, loss_centerness = self.loss_evaluator(box_cls, box_regression, centerness, targets,
+                                                                      anchors)
+            return None, {"loss_cls": loss_cls, "loss_reg": loss_reg, "loss_centerness": loss_centerness}
         if self.box_selector_test is None:
             raise NotImplementedError("ATSS inference (post-processing) is not implemented yet")
         return self.box_selector_test(box_cls, box_regression, centerness, anchors), {}

@@ -1,0 +1,228 @@
+"""ATSS training targets and losses.
+
+Assignment (one function per MODEL.ATSS.POSITIVE_TYPE, each vectorised over anchors and
+gts) gives every anchor the index of its ground truth, BACKGROUND or IGNORE; the losses
+are sigmoid focal loss (classification), GIoU weighted by the centerness targets
+(regression) and BCE (centerness), normalised by the number of positives and the
+centerness-target sum reduced over all processes.
+"""
+import torch
+from torch import nn
+
+from atss_core.layers import SigmoidFocalLoss
+from atss_core.modeling.matcher import Matcher
+from atss_core.modeling.rpn.utils import concat_box_prediction_layers
+from atss_core.structures.boxlist_ops import box_iou_legacy, cat_boxlist
+from atss_core.utils.comm import get_world_size, reduce_sum
+
+INF = 100000000
+BACKGROUND = -1
+IGNORE = -2
+# SSC: the object sizes (max regression distance) each level is responsible for
+SSC_OBJECT_SIZES = ((-1, 64), (64, 128), (128, 256), (256, 512), (512, INF))
+
+
+def _centres(boxes):
+    return torch.stack([(boxes[:, 2] + boxes[:, 0]) / 2.0, (boxes[:, 3] + boxes[:, 1]) / 2.0], dim=1)
+
+
+def _inside(points, boxes, margin=0.01):
+    """Whether points [..., 2] lie inside boxes [..., 4] (broadcast) by more than ``margin``."""
+    ltrb = torch.stack([points[..., 0] - boxes[..., 0], points[..., 1] - boxes[..., 1],
+                        boxes[..., 2] - points[..., 0], boxes[..., 3] - points[..., 1]], dim=-1)
+    return ltrb.min(dim=-1).values > margin
+
+
+def _best_positive_gt(ious, is_pos):
+    """Per anchor, the positive gt with the highest IoU, else BACKGROUND."""
+    masked = torch.where(is_pos, ious, torch.full_like(ious, -INF))
+    values, index = masked.max(dim=1)
+    return torch.where(values == -INF, torch.full_like(index, BACKGROUND), index)
+
+
+def assign_atss(anchors, num_anchors_per_level, gt_boxes, topk):
+    """Adaptive training sample selection.
+
+    Per level, the ``topk`` anchors whose centres are nearest each gt centre are candidates;
+    a candidate is positive when its IoU >= mean + std of the gt's candidate IoUs and its
+    centre lies inside the gt; an anchor positive for several gts takes the highest IoU.
+    anchors [A, 4] (levels concatenated), gt_boxes [G, 4] -> [A] gt index or BACKGROUND.
+    """
+    ious = box_iou_legacy(anchors, gt_boxes)
+    anchor_ctr = _centres(anchors)
+    distances = (anchor_ctr[:, None, :] - _centres(gt_boxes)[None, :, :]).pow(2).sum(-1).sqrt()
+    candidates = []
+    start = 0
+    for count in num_anchors_per_level:
+        k = min(topk, count)
+        _, idx = distances[start:start + count].topk(k, dim=0, largest=False)
+        candidates.append(idx + start)
+        start += count
+    candidates = torch.cat(candidates, dim=0)  # [K, G]
+    candidate_ious = ious.gather(0, candidates)
+    threshold = candidate_ious.mean(0) + candidate_ious.std(0)
+    is_candidate_pos = (candidate_ious >= threshold[None, :]) & _inside(anchor_ctr[candidates], gt_boxes)
+    is_pos = torch.zeros_like(ious, dtype=torch.bool)
+    gt_index = torch.arange(gt_boxes.shape[0], device=anchors.device).expand_as(candidates)
+    is_pos[candidates[is_candidate_pos], gt_index[is_candidate_pos]] = True
+    return _best_positive_gt(ious, is_pos)
+
+
+def assign_topk(anchors, gt_boxes, topk):
+    """The ``topk`` anchors of highest IoU (ties broken by centre distance) with centres inside the gt."""
+    ious = box_iou_legacy(anchors, gt_boxes)
+    anchor_ctr = _centres(anchors)
+    distances = (anchor_ctr[:, None, :] - _centres(gt_boxes)[None, :, :]).pow(2).sum(-1).sqrt()
+    distances = distances / distances.max() / 1000
+    _, idx = (ious - distances).topk(min(topk, anchors.shape[0]), dim=0)  # [k, G]
+    inside = _inside(anchor_ctr[idx], gt_boxes)
+    is_pos = torch.zeros_like(ious, dtype=torch.bool)
+    gt_index = torch.arange(gt_boxes.shape[0], device=anchors.device).expand_as(idx)
+    is_pos[idx[inside], gt_index[inside]] = True
+    return _best_positive_gt(ious, is_pos)
+
+
+def assign_ssc(anchors, num_anchors_per_level, gt_boxes, gt_areas):
+    """FCOS's spatial and scale constraints: the anchor centre inside the gt and the gt's largest
+    distance from it within the level's size range; ties go to the smallest gt."""
+    points = _centres(anchors)
+    sizes = torch.cat([points.new_tensor(SSC_OBJECT_SIZES[level]).expand(count, 2)
+                       for level, count in enumerate(num_anchors_per_level)], dim=0)
+    ltrb = torch.stack([points[:, None, 0] - gt_boxes[None, :, 0], points[:, None, 1] - gt_boxes[None, :, 1],
+                        gt_boxes[None, :, 2] - points[:, None, 0], gt_boxes[None, :, 3] - points[:, None, 1]], dim=2)
+    inside = ltrb.min(dim=2).values > 0.01
+    largest = ltrb.max(dim=2).values
+    in_level = (largest >= sizes[:, [0]]) & (largest <= sizes[:, [1]])
+    area = gt_areas[None].expand(points.shape[0], -1).clone()
+    area[~(inside & in_level)] = INF
+    min_area, index = area.min(dim=1)
+    return torch.where(min_area == INF, torch.full_like(index, BACKGROUND), index)
+
+
+def assign_iou(anchors, gt_boxes, matcher):
+    """Max-IoU assignment (FG/BG_IOU_THRESHOLD, low-quality matches kept); positives whose anchor
+    centre is outside their gt and anchors between the thresholds are ignored."""
+    matches = matcher(box_iou_legacy(gt_boxes, anchors))
+    gt_index = matches.clone()
+    gt_index[matches == Matcher.BETWEEN_THRESHOLDS] = IGNORE
+    gt_index[matches == Matcher.BELOW_LOW_THRESHOLD] = BACKGROUND
+    pos_idx = (gt_index >= 0).nonzero().squeeze(1)
+    inside = _inside(_centres(anchors[pos_idx]), gt_boxes[gt_index[pos_idx]])
+    gt_index[pos_idx[~inside]] = IGNORE
+    return gt_index
+
+
+def giou_loss(pred_boxes, target_boxes, weight=None):
+    """Sum of 1 - GIoU between decoded xyxy boxes (continuous areas, as the official loss);
+    weighted by ``weight`` when it has positive mass."""
+    px1, py1 = pred_boxes[:, 0], pred_boxes[:, 1]
+    px2 = torch.max(px1, pred_boxes[:, 2])
+    py2 = torch.max(py1, pred_boxes[:, 3])
+    tx1, ty1, tx2, ty2 = target_boxes.unbind(dim=1)
+    pred_area = (px2 - px1) * (py2 - py1)
+    target_area = (tx2 - tx1) * (ty2 - ty1)
+    iw = (torch.min(px2, tx2) - torch.max(px1, tx1)).clamp(min=0)
+    ih = (torch.min(py2, ty2) - torch.max(py1, ty1)).clamp(min=0)
+    inter = iw * ih
+    enclosing = (torch.max(px2, tx2) - torch.min(px1, tx1)) * (torch.max(py2, ty2) - torch.min(py1, ty1)) + 1e-7
+    union = pred_area + target_area - inter + 1e-7
+    gious = inter / union - (enclosing - union) / enclosing
+    losses = 1 - gious
+    if weight is not None and weight.sum() > 0:
+        return (losses * weight).sum()
+    return losses.sum()
+
+
+class ATSSLossComputation:
+    def __init__(self, cfg, box_coder):
+        atss = cfg.MODEL.ATSS
+        if atss.POSITIVE_TYPE not in ("ATSS", "SSC", "IoU", "TOPK"):
+            raise ValueError("MODEL.ATSS.POSITIVE_TYPE must be one of ATSS, SSC, IoU, TOPK; got {!r}".format(
+                atss.POSITIVE_TYPE))
+        self.positive_type = atss.POSITIVE_TYPE
+        self.topk = atss.TOPK
+        self.num_anchors_per_loc = len(atss.ASPECT_RATIOS) * atss.SCALES_PER_OCTAVE
+        self.reg_loss_weight = atss.REG_LOSS_WEIGHT
+        self.cls_loss_func = SigmoidFocalLoss(atss.LOSS_GAMMA, atss.LOSS_ALPHA)
+        self.centerness_loss_func = nn.BCEWithLogitsLoss(reduction="sum")
+        self.matcher = Matcher(atss.FG_IOU_THRESHOLD, atss.BG_IOU_THRESHOLD, True)
+        self.box_coder = box_coder
+
+    def assign(self, anchors_per_level, targets_per_image):
+        """[A] gt index / BACKGROUND / IGNORE for one image (anchors as a list of per-level BoxLists)."""
+        anchors = cat_boxlist(anchors_per_level).bbox
+        gt_boxes = targets_per_image.convert("xyxy").bbox
+        if gt_boxes.shape[0] == 0:
+            return torch.full((anchors.shape[0],), BACKGROUND, dtype=torch.int64, device=anchors.device)
+        counts = [len(a) for a in anchors_per_level]
+        if self.positive_type == "ATSS":
+            return assign_atss(anchors, counts, gt_boxes, self.topk * self.num_anchors_per_loc)
+        if self.positive_type == "SSC":
+            return assign_ssc(anchors, counts, gt_boxes, targets_per_image.area())
+        if self.positive_type == "TOPK":
+            return assign_topk(anchors, gt_boxes, self.topk)
+        return assign_iou(anchors, gt_boxes, self.matcher)
+
+    def prepare_targets(self, targets, anchors):
+        """Per image: labels [A] (0 background, -1 ignore, else class) and regression targets [A, 4]."""
+        labels, reg_targets = [], []
+        for targets_per_image, anchors_per_image in zip(targets, anchors):
+            gt_index = self.assign(anchors_per_image, targets_per_image)
+            anchor_boxes = cat_boxlist(anchors_per_image).bbox
+            gt_labels = targets_per_image.get_field("labels")
+            gt_boxes = targets_per_image.convert("xyxy").bbox
+            if gt_boxes.shape[0] == 0:  # no objects: every anchor is background, regression unused
+                gt_labels = gt_labels.new_zeros(1)
+                gt_boxes = anchor_boxes.new_tensor([[0.0, 0.0, 1.0, 1.0]])
+            matched = gt_index.clamp(min=0)
+            labels_per_image = gt_labels[matched].clone()
+            labels_per_image[gt_index == BACKGROUND] = 0
+            labels_per_image[gt_index == IGNORE] = -1
+            labels.append(labels_per_image)
+            reg_targets.append(self.box_coder.encode(gt_boxes[matched], anchor_boxes))
+        return labels, reg_targets
+
+    def compute_centerness_targets(self, reg_targets, anchors):
+        gts = self.box_coder.decode(reg_targets, anchors)
+        ctr = _centres(anchors)
+        left_right = torch.stack([ctr[:, 0] - gts[:, 0], gts[:, 2] - ctr[:, 0]], dim=1)
+        top_bottom = torch.stack([ctr[:, 1] - gts[:, 1], gts[:, 3] - ctr[:, 1]], dim=1)
+        return torch.sqrt((left_right.min(dim=-1).values / left_right.max(dim=-1).values)
+                          * (top_bottom.min(dim=-1).values / top_bottom.max(dim=-1).values))
+
+    def __call__(self, box_cls, box_regression, centerness, targets, anchors):
+        labels, reg_targets = self.prepare_targets(targets, anchors)
+        num_images = len(labels)
+        box_cls_flat, box_regression_flat = concat_box_prediction_layers(box_cls, box_regression)
+        centerness_flat = torch.cat([c.permute(0, 2, 3, 1).reshape(num_images, -1, 1) for c in centerness],
+                                    dim=1).reshape(-1)
+        labels_flat = torch.cat(labels, dim=0)
+        reg_targets_flat = torch.cat(reg_targets, dim=0)
+        anchors_flat = torch.cat([cat_boxlist(a).bbox for a in anchors], dim=0)
+
+        pos_inds = torch.nonzero(labels_flat > 0).squeeze(1)
+        num_processes = get_world_size()
+        total_num_pos = reduce_sum(pos_inds.new_tensor([pos_inds.numel()], dtype=torch.float32)).item()
+        num_pos_avg = max(total_num_pos / float(num_processes), 1.0)
+        cls_loss = self.cls_loss_func(box_cls_flat, labels_flat.int()) / num_pos_avg
+
+        box_regression_flat = box_regression_flat[pos_inds]
+        reg_targets_flat = reg_targets_flat[pos_inds]
+        anchors_flat = anchors_flat[pos_inds]
+        centerness_flat = centerness_flat[pos_inds]
+        if pos_inds.numel() > 0:
+            centerness_targets = self.compute_centerness_targets(reg_targets_flat, anchors_flat)
+            centerness_sum_avg = reduce_sum(centerness_targets.sum()).item() / float(num_processes)
+            reg_loss = giou_loss(self.box_coder.decode(box_regression_flat, anchors_flat),
+                                 self.box_coder.decode(reg_targets_flat, anchors_flat),
+                                 weight=centerness_targets) / centerness_sum_avg
+            centerness_loss = self.centerness_loss_func(centerness_flat, centerness_targets) / num_pos_avg
+        else:
+            reduce_sum(centerness_flat.new_tensor([0.0]))  # keep the collective calls of all processes aligned
+            reg_loss = box_regression_flat.sum()
+            centerness_loss = centerness_flat.sum()
+        return cls_loss, reg_loss * self.reg_loss_weight, centerness_loss
+
+
+def make_atss_loss_evaluator(cfg, box_coder):
+    return ATSSLossComputation(cfg, box_coder)
