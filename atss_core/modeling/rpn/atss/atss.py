@@ -11,6 +11,7 @@ from atss_core.modeling.box_coder import BoxCoder
 from atss_core.modeling.registry import RPN_HEADS
 from atss_core.modeling.rpn.anchor_generator import make_anchor_generator_atss
 
+from .inference import make_atss_postprocessor
 from .loss import make_atss_loss_evaluator
 
 
@@ -86,7 +87,7 @@ class ATSSModule(nn.Module):
         self.anchor_generator = make_anchor_generator_atss(cfg)
         self.box_coder = BoxCoder(cfg)
         self.loss_evaluator = make_atss_loss_evaluator(cfg, self.box_coder)
-        self.box_selector_test = None  # post-processing: not implemented yet
+        self.box_selector_test = make_atss_postprocessor(cfg, self.box_coder)
 
     def forward(self, images, features, targets=None):
         box_cls, box_regression, centerness = self.head(features)
@@ -95,8 +96,6 @@ class ATSSModule(nn.Module):
             loss_cls, loss_reg, loss_centerness = self.loss_evaluator(box_cls, box_regression, centerness, targets,
                                                                       anchors)
             return None, {"loss_cls": loss_cls, "loss_reg": loss_reg, "loss_centerness": loss_centerness}
-        if self.box_selector_test is None:
-            raise NotImplementedError("ATSS inference (post-processing) is not implemented yet")
         return self.box_selector_test(box_cls, box_regression, centerness, anchors), {}
 
 
