@@ -14,8 +14,21 @@ def test_official_configs_merge_unchanged(path):
     cfg = default_cfg.clone()
     cfg.merge_from_file(path)
     assert cfg.MODEL.ATSS_ON and cfg.MODEL.RPN_ONLY
-    assert cfg.MODEL.ATSS.POSITIVE_TYPE == "ATSS" and cfg.MODEL.ATSS.TOPK == 9
+    assert cfg.MODEL.ATSS.TOPK == 9
     assert cfg.DATALOADER.SIZE_DIVISIBILITY == 32
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(CONFIG_DIR, "atss", "ablations", "*.yaml"))),
+                         ids=os.path.basename)
+def test_ablation_configs_merge_and_differ_from_the_baseline(path):
+    cfg = default_cfg.clone()
+    cfg.merge_from_file(path)
+    baseline = default_cfg.clone()
+    baseline.merge_from_file(os.path.join(CONFIG_DIR, "atss", "atss_R_50_FPN_1x.yaml"))
+    assert (cfg.MODEL.ATSS.POSITIVE_TYPE, cfg.MODEL.ATSS.REGRESSION_TYPE) != ("ATSS", "BOX")
+    assert cfg.MODEL.ATSS.POSITIVE_TYPE in ("ATSS", "SSC", "IoU", "TOPK")
+    cfg.MODEL.ATSS.POSITIVE_TYPE, cfg.MODEL.ATSS.REGRESSION_TYPE = "ATSS", "BOX"
+    assert cfg == baseline
 
 
 def test_defaults_have_the_official_atss_values():
