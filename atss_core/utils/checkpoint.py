@@ -1,0 +1,116 @@
+"""Checkpointer: atomic saves, resume from OUTPUT_DIR/last_checkpoint, and loading of
+official-format checkpoints and Caffe2 ImageNet weights by name."""
+import logging
+import os
+
+import torch
+
+from atss_core.config.paths_catalog import ModelCatalog
+from atss_core.utils.c2_model_loading import load_c2_format
+from atss_core.utils.model_serialization import load_state_dict
+
+CATALOG_PREFIX = "catalog://"
+
+
+def atomic_torch_save(obj, path):
+    """Writes to a temporary file in the same folder, then renames: a killed run never
+    leaves a truncated checkpoint behind."""
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Checkpointer:
+    def __init__(self, cfg, model, optimizer=None, scheduler=None, save_dir="", save_to_disk=True, logger=None):
+        self.cfg = cfg
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.save_dir = save_dir
+        self.save_to_disk = save_to_disk
+        self.logger = logger or logging.getLogger(__name__)
+
+    # saving
+    def save(self, name, **extra):
+        """Saves model (+ optimizer, scheduler and ``extra`` such as iteration) as <save_dir>/<name>.pth."""
+        if not self.save_dir or not self.save_to_disk:
+            return None
+        data = {"model": self.model.state_dict()}
+        if self.optimizer is not None:
+            data["optimizer"] = self.optimizer.state_dict()
+        if self.scheduler is not None:
+            data["scheduler"] = self.scheduler.state_dict()
+        data.update(extra)
+        path = os.path.join(self.save_dir, "{}.pth".format(name))
+        self.logger.info("saving checkpoint to %s", path)
+        atomic_torch_save(data, path)
+        self._tag_last_checkpoint(path)
+        return path
+
+    def _last_checkpoint_file(self):
+        return os.path.join(self.save_dir, "last_checkpoint")
+
+    def has_checkpoint(self):
+        return bool(self.save_dir) and os.path.exists(self._last_checkpoint_file())
+
+    def get_checkpoint_file(self):
+        with open(self._last_checkpoint_file()) as f:
+            name = f.read().strip()
+        # stored relative to save_dir so an output folder can be moved
+        return name if os.path.isabs(name) else os.path.join(self.save_dir, name)
+
+    def _tag_last_checkpoint(self, path):
+        tmp = self._last_checkpoint_file() + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(os.path.basename(path))
+        os.replace(tmp, self._last_checkpoint_file())
+
+    # loading
+    def load(self, f=None, use_latest=True):
+        """Resumes from save_dir/last_checkpoint when there is one (model, optimizer, scheduler
+        and the extra fields such as "iteration" are restored and returned). Otherwise loads
+        only the model weights from ``f`` (MODEL.WEIGHT): a checkpoint given that way never
+        brings its optimizer, scheduler or iteration, so fine-tuning starts at iteration 0."""
+        if use_latest and self.has_checkpoint():
+            path = self.get_checkpoint_file()
+            self.logger.info("resuming from %s", path)
+            checkpoint = self._load_file(path)
+            self._load_model(checkpoint)
+            if self.optimizer is not None and "optimizer" in checkpoint:
+                self.optimizer.load_state_dict(checkpoint.pop("optimizer"))
+            if self.scheduler is not None and "scheduler" in checkpoint:
+                self.scheduler.load_state_dict(checkpoint.pop("scheduler"))
+            return checkpoint
+        if not f:
+            self.logger.info("no checkpoint found: the model starts from its initialisation")
+            return {}
+        self.logger.info("loading weights from %s", f)
+        checkpoint = self._load_file(f)
+        self._load_model(checkpoint)
+        ignored = sorted(k for k in checkpoint if k not in ("model",))
+        if ignored:
+            self.logger.info("weights only: ignored %s of %s (training restarts at iteration 0)", ", ".join(ignored), f)
+        return {}
+
+    def _load_file(self, f):
+        if f.startswith(CATALOG_PREFIX):
+            f = ModelCatalog.get(f[len(CATALOG_PREFIX):])
+        if not os.path.isfile(f):
+            raise FileNotFoundError("checkpoint/weights file not found: {}".format(f))
+        if f.endswith(".pkl"):
+            return {"model": load_c2_format(self.cfg, f)}
+        try:
+            loaded = torch.load(f, map_location=torch.device("cpu"), weights_only=False)
+        except Exception as error:  # a truncated or foreign file
+            raise RuntimeError("could not read checkpoint {}: {}".format(f, error)) from error
+        if isinstance(loaded, dict) and "model" in loaded and isinstance(loaded["model"], dict):
+            return loaded
+        if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
+            return {"model": loaded}  # a bare state dict
+        raise RuntimeError("{} is neither a checkpoint dict with a 'model' entry nor a state dict".format(f))
+
+    def _load_model(self, checkpoint):
+        return load_state_dict(self.model, checkpoint.pop("model"), logger=self.logger)
+
+
+DetectronCheckpointer = Checkpointer  # the official class name

@@ -1,0 +1,145 @@
+import logging
+import os
+import pickle
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from atss_core.modeling.detector import build_detection_model
+from atss_core.utils.c2_model_loading import rename_c2_resnet_weights
+from atss_core.utils.checkpoint import Checkpointer
+
+from ..modeling.test_training import tiny_cfg
+
+
+def tiny_model(num_classes=3, seed=0):
+    torch.manual_seed(seed)
+    cfg = tiny_cfg()
+    cfg.merge_from_list(["MODEL.ATSS.NUM_CLASSES", num_classes])
+    return cfg, build_detection_model(cfg)
+
+
+def assert_same_weights(a, b, skip=()):
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb
+        if not any(s in ka for s in skip):
+            assert torch.equal(va, vb), ka
+
+
+def test_save_and_resume_restore_everything(tmp_path):
+    cfg, model = tiny_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    model(*_one_batch()).__getitem__("loss_cls").backward()
+    optimizer.step()
+    scheduler.step()
+    saver = Checkpointer(cfg, model, optimizer, scheduler, save_dir=str(tmp_path))
+    path = saver.save("model_0000007", iteration=7)
+    assert os.path.exists(path) and not any(p.suffix == ".tmp" for p in tmp_path.iterdir())
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000007.pth"
+
+    _, fresh = tiny_model(seed=1)
+    fresh_opt = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9)
+    fresh_sched = torch.optim.lr_scheduler.StepLR(fresh_opt, step_size=1)
+    extra = Checkpointer(cfg, fresh, fresh_opt, fresh_sched, save_dir=str(tmp_path)).load("ignored.pth")
+    assert extra["iteration"] == 7
+    assert_same_weights(model, fresh)
+    assert fresh_sched.last_epoch == 1 and fresh_opt.state_dict()["state"].keys() == optimizer.state_dict()["state"].keys()
+
+
+def _one_batch():
+    from ..modeling.test_training import synthetic_batch
+
+    images, targets = synthetic_batch(n=2)
+    return images, targets
+
+
+def test_weights_file_never_brings_optimizer_or_iteration(tmp_path):
+    cfg, model = tiny_model()
+    torch.save({"model": model.state_dict(), "optimizer": {"state": {}}, "iteration": 90000}, tmp_path / "w.pth")
+    _, other = tiny_model(seed=3)
+    extra = Checkpointer(cfg, other, save_dir=str(tmp_path / "out")).load(str(tmp_path / "w.pth"))
+    assert extra == {}
+    assert_same_weights(model, other)
+
+
+def test_module_prefix_and_bare_state_dicts_load(tmp_path):
+    cfg, model = tiny_model()
+    prefixed = {"module." + k: v for k, v in model.state_dict().items()}
+    torch.save(prefixed, tmp_path / "bare.pth")
+    _, other = tiny_model(seed=4)
+    Checkpointer(cfg, other).load(str(tmp_path / "bare.pth"))
+    assert_same_weights(model, other)
+
+
+def test_class_count_mismatch_is_reported_by_name(tmp_path, caplog):
+    cfg81, coco_model = tiny_model(num_classes=81)
+    torch.save({"model": coco_model.state_dict()}, tmp_path / "coco.pth")
+    cfg3, model3 = tiny_model(num_classes=3, seed=5)
+    with caplog.at_level(logging.WARNING):
+        Checkpointer(cfg3, model3).load(str(tmp_path / "coco.pth"))
+    assert "rpn.head.cls_logits.weight model (2, 32, 3, 3) vs checkpoint (80, 32, 3, 3)" in caplog.text
+    assert_same_weights(coco_model, model3, skip=("cls_logits",))
+
+
+def to_c2_name(key):
+    """Our ResNet body name -> the Caffe2 blob name (the inverse of the official rules)."""
+    key = key.replace("weight", "w").replace("bias", "b")
+    if key.startswith("stem.conv1."):
+        return "conv1_" + key.split(".")[-1]
+    if key.startswith("stem.bn1."):
+        return "res_conv1_bn_" + {"w": "s", "b": "b"}[key.split(".")[-1]]
+    m = re.match(r"layer(\d)\.(\d+)\.(\w+)\.(?:(\d)\.)?(\w+)$", key)
+    stage, block, module, sub, param = m.groups()
+    prefix = "res{}_{}_".format(int(stage) + 1, block)
+    if module == "downsample":
+        return prefix + ("branch1_" + param if sub == "0" else "branch1_bn_" + {"w": "s", "b": "b"}[param])
+    branch = {"1": "2a", "2": "2b", "3": "2c"}[module[-1]]
+    if module.startswith("conv"):
+        return prefix + "branch{}_{}".format(branch, param)
+    return prefix + "branch{}_bn_{}".format(branch, {"w": "s", "b": "b"}[param])
+
+
+def test_c2_names_convert_to_our_body_names():
+    names = ["conv1_w", "res_conv1_bn_s", "res_conv1_bn_b", "res2_0_branch1_w", "res2_0_branch1_bn_s",
+             "res2_0_branch2a_w", "res2_0_branch2a_bn_b", "res3_3_branch2b_w", "res5_2_branch2c_bn_s"]
+    assert rename_c2_resnet_weights(names) == [
+        "stem.conv1.weight", "stem.bn1.weight", "stem.bn1.bias", "layer1.0.downsample.0.weight",
+        "layer1.0.downsample.1.weight", "layer1.0.conv1.weight", "layer1.0.bn1.bias", "layer2.3.conv2.weight",
+        "layer4.2.bn3.weight"]
+
+
+def test_c2_pickle_loads_into_the_body(tmp_path):
+    cfg, model = tiny_model()
+    cfg.merge_from_list(["MODEL.RESNETS.STEM_FUNC", "StemWithFixedBatchNorm",
+                         "MODEL.RESNETS.TRANS_FUNC", "BottleneckWithFixedBatchNorm"])
+    model = build_detection_model(cfg)
+    blobs = {}
+    expected = {}
+    for key, value in model.backbone.body.state_dict().items():
+        if "running_" in key:
+            continue  # Caffe2 folds the statistics into scale and bias
+        blobs[to_c2_name(key)] = np.random.rand(*value.shape).astype(np.float32)
+        expected["backbone.body." + key] = blobs[to_c2_name(key)]
+    blobs["fc1000_w"] = np.zeros((1000, 4), dtype=np.float32)
+    with open(tmp_path / "R-50.pkl", "wb") as f:
+        pickle.dump({"blobs": blobs}, f)
+    report_model = build_detection_model(cfg)
+    Checkpointer(cfg, report_model).load(str(tmp_path / "R-50.pkl"))
+    state = report_model.state_dict()
+    for key, value in expected.items():
+        assert np.array_equal(state[key].numpy(), value), key
+
+
+def test_missing_files_are_clear_errors(tmp_path, monkeypatch):
+    cfg, model = tiny_model()
+    with pytest.raises(FileNotFoundError, match="checkpoint/weights file not found"):
+        Checkpointer(cfg, model).load(str(tmp_path / "nope.pth"))
+    monkeypatch.setenv("ATSS_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"catalog://ImageNetPretrained/MSRA/R-50 resolves to .*R-50\.pkl"):
+        Checkpointer(cfg, model).load("catalog://ImageNetPretrained/MSRA/R-50")
+    (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="could not read checkpoint"):
+        Checkpointer(cfg, model).load(str(tmp_path / "broken.pth"))
