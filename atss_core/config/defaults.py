@@ -21,6 +21,7 @@ _C.MODEL.DEVICE = "cuda"  # "cuda" or "cpu"
 _C.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
 _C.MODEL.CLS_AGNOSTIC_BBOX_REG = False
 _C.MODEL.WEIGHT = ""  # checkpoint or pretrained weights: a path or a catalog:// name
+_C.MODEL.USE_SYNCBN = False  # (config compatibility; unused: the ResNet norms are frozen BN or GN)
 
 # -----------------------------------------------------------------------------
 # Input
@@ -199,6 +200,33 @@ _C.MODEL.FCOS.LOSS_ALPHA = 0.25
 _C.MODEL.FCOS.LOSS_GAMMA = 2.0
 _C.MODEL.FCOS.NUM_CONVS = 4
 _C.MODEL.FCOS.USE_DCN_IN_TOWER = False
+_C.MODEL.FCOS.CENTERNESS_ON_REG = False
+_C.MODEL.FCOS.NORM_REG_TARGETS = False
+_C.MODEL.FCOS.CENTER_SAMPLING_RADIUS = 0.0
+_C.MODEL.FCOS.IOU_LOSS_TYPE = "iou"
+
+# -----------------------------------------------------------------------------
+# FBNet (config compatibility; no FBNet backbone in atss_core)
+# -----------------------------------------------------------------------------
+_C.MODEL.FBNET = CN()
+_C.MODEL.FBNET.ARCH = "default"
+_C.MODEL.FBNET.ARCH_DEF = ""
+_C.MODEL.FBNET.BN_TYPE = "bn"
+_C.MODEL.FBNET.SCALE_FACTOR = 1.0
+_C.MODEL.FBNET.WIDTH_DIVISOR = 1
+_C.MODEL.FBNET.DW_CONV_SKIP_BN = True
+_C.MODEL.FBNET.DW_CONV_SKIP_RELU = True
+_C.MODEL.FBNET.DET_HEAD_LAST_SCALE = 1.0
+_C.MODEL.FBNET.DET_HEAD_BLOCKS = []
+_C.MODEL.FBNET.DET_HEAD_STRIDE = 0
+_C.MODEL.FBNET.KPTS_HEAD_LAST_SCALE = 0.0
+_C.MODEL.FBNET.KPTS_HEAD_BLOCKS = []
+_C.MODEL.FBNET.KPTS_HEAD_STRIDE = 0
+_C.MODEL.FBNET.MASK_HEAD_LAST_SCALE = 0.0
+_C.MODEL.FBNET.MASK_HEAD_BLOCKS = []
+_C.MODEL.FBNET.MASK_HEAD_STRIDE = 0
+_C.MODEL.FBNET.RPN_HEAD_BLOCKS = 0
+_C.MODEL.FBNET.RPN_BN_TYPE = ""
 
 # -----------------------------------------------------------------------------
 # ATSS

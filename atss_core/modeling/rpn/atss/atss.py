@@ -82,7 +82,6 @@ class ATSSModule(nn.Module):
 
     def __init__(self, cfg, in_channels):
         super().__init__()
-        self.cfg = cfg.clone()
         self.head = ATSSHead(cfg, in_channels)
         self.anchor_generator = make_anchor_generator_atss(cfg)
         self.box_coder = BoxCoder(cfg)

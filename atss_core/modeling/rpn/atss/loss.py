@@ -26,6 +26,11 @@ def _centres(boxes):
     return torch.stack([(boxes[:, 2] + boxes[:, 0]) / 2.0, (boxes[:, 3] + boxes[:, 1]) / 2.0], dim=1)
 
 
+def _centre_distances(anchor_centres, gt_boxes):
+    """[A, G] Euclidean distances between anchor centres and gt centres."""
+    return (anchor_centres[:, None, :] - _centres(gt_boxes)[None, :, :]).pow(2).sum(-1).sqrt()
+
+
 def _inside(points, boxes, margin=0.01):
     """Whether points [..., 2] lie inside boxes [..., 4] (broadcast) by more than ``margin``."""
     ltrb = torch.stack([points[..., 0] - boxes[..., 0], points[..., 1] - boxes[..., 1],
@@ -50,7 +55,7 @@ def assign_atss(anchors, num_anchors_per_level, gt_boxes, topk):
     """
     ious = box_iou_legacy(anchors, gt_boxes)
     anchor_ctr = _centres(anchors)
-    distances = (anchor_ctr[:, None, :] - _centres(gt_boxes)[None, :, :]).pow(2).sum(-1).sqrt()
+    distances = _centre_distances(anchor_ctr, gt_boxes)
     candidates = []
     start = 0
     for count in num_anchors_per_level:
@@ -72,7 +77,7 @@ def assign_topk(anchors, gt_boxes, topk):
     """The ``topk`` anchors of highest IoU (ties broken by centre distance) with centres inside the gt."""
     ious = box_iou_legacy(anchors, gt_boxes)
     anchor_ctr = _centres(anchors)
-    distances = (anchor_ctr[:, None, :] - _centres(gt_boxes)[None, :, :]).pow(2).sum(-1).sqrt()
+    distances = _centre_distances(anchor_ctr, gt_boxes)
     distances = distances / distances.max() / 1000
     _, idx = (ious - distances).topk(min(topk, anchors.shape[0]), dim=0)  # [k, G]
     inside = _inside(anchor_ctr[idx], gt_boxes)
