@@ -1,0 +1,107 @@
+"""Training / test transforms on (image, target) pairs.
+
+Images are decoded by OpenCV: HxWx3 uint8 numpy arrays in BGR order. Targets are BoxLists
+(or None at test time) and follow every geometric change of the image.
+"""
+import random
+
+import cv2
+import numpy as np
+import torch
+
+from atss_core.structures.bounding_box import FLIP_LEFT_RIGHT
+
+
+def image_size(image):
+    """(width, height) of an HxWxC array or a CxHxW tensor."""
+    if isinstance(image, torch.Tensor):
+        return image.shape[-1], image.shape[-2]
+    return image.shape[1], image.shape[0]
+
+
+class Compose:
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, image, target=None):
+        for t in self.transforms:
+            image, target = t(image, target)
+        return image, target
+
+    def __repr__(self):
+        return "Compose(\n" + "".join("    {}\n".format(t) for t in self.transforms) + ")"
+
+
+class Resize:
+    """Shorter side to a size drawn from ``min_size`` (one per image), longer side capped at
+    ``max_size``; the official rounding (int of the scaled longer side)."""
+
+    def __init__(self, min_size, max_size):
+        self.min_size = tuple(min_size) if isinstance(min_size, (list, tuple)) else (min_size,)
+        self.max_size = max_size
+
+    def get_size(self, size):
+        """(height, width) of the output for an input of size (width, height)."""
+        w, h = size
+        target = random.choice(self.min_size)
+        if self.max_size is not None:
+            short, long = float(min(w, h)), float(max(w, h))
+            if long / short * target > self.max_size:
+                target = int(round(self.max_size * short / long))
+        if (w <= h and w == target) or (h <= w and h == target):
+            return h, w
+        if w < h:
+            return int(target * h / w), target
+        return target, int(target * w / h)
+
+    def __call__(self, image, target=None):
+        out_h, out_w = self.get_size(image_size(image))
+        if (out_w, out_h) != image_size(image):
+            image = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        if target is not None:
+            target = target.resize((out_w, out_h))
+        return image, target
+
+    def __repr__(self):
+        return "Resize(min_size={}, max_size={})".format(self.min_size, self.max_size)
+
+
+class RandomHorizontalFlip:
+    def __init__(self, prob=0.5):
+        self.prob = prob
+
+    def __call__(self, image, target=None):
+        if self.prob > 0 and random.random() < self.prob:
+            image = np.ascontiguousarray(image[:, ::-1])
+            if target is not None:
+                target = target.transpose(FLIP_LEFT_RIGHT)
+        return image, target
+
+    def __repr__(self):
+        return "RandomHorizontalFlip(prob={})".format(self.prob)
+
+
+class ToTensor:
+    """HxWx3 uint8 BGR array -> 3xHxW float32 tensor, still BGR and 0..255."""
+
+    def __call__(self, image, target=None):
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float(), target
+
+
+class Normalize:
+    """(image - mean) / std per channel. With ``to_bgr255`` (Caffe2 weights) the image stays
+    BGR 0..255; otherwise it becomes RGB 0..1 (torchvision-style weights)."""
+
+    def __init__(self, mean, std, to_bgr255=True):
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+        self.to_bgr255 = to_bgr255
+
+    def __call__(self, image, target=None):
+        if not self.to_bgr255:
+            image = image[[2, 1, 0]] / 255.0
+        return (image - self.mean) / self.std, target
+
+    def __repr__(self):
+        return "Normalize(mean={}, std={}, to_bgr255={})".format(self.mean.flatten().tolist(),
+                                                                self.std.flatten().tolist(), self.to_bgr255)
