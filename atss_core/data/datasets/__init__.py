@@ -1,0 +1,3 @@
+from .coco import COCODataset
+
+__all__ = ["COCODataset"]
