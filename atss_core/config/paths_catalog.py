@@ -1,4 +1,10 @@
-"""Where named weights live on this machine (no downloads: files are read from local paths).
+"""Where named datasets and weights live on this machine (no downloads: local paths only).
+
+Datasets: the official names (coco_2017_train, voc_2007_test, ...) resolve under the data
+root ``$ATSS_DATA_DIR`` (default: ./datasets), laid out as in the official code
+(coco/train2017, coco/annotations/instances_train2017.json, voc/VOC2007, ...). Any other
+dataset is named by its paths directly in DATASETS.TRAIN / DATASETS.TEST:
+``coco:<image folder>:<annotation json>`` or ``voc:<VOC folder>:<split>``.
 
 ``catalog://ImageNetPretrained/MSRA/R-50`` resolves to ``$ATSS_WEIGHTS_DIR/ImageNetPretrained/MSRA/R-50.pkl``
 (default directory: ~/.cache/atss_core/weights). Put the Detectron ImageNet files there.
@@ -8,6 +14,54 @@ import os
 DEFAULT_WEIGHTS_DIR = os.path.join(os.path.expanduser("~"), ".cache", "atss_core", "weights")
 # the official (Detectron) download location, quoted in error messages
 DETECTRON_URL = "https://dl.fbaipublicfiles.com/detectron"
+
+
+def _coco(img_dir, ann_file):
+    return {"img_dir": img_dir, "ann_file": ann_file}
+
+
+class DatasetCatalog:
+    DATASETS = {
+        "coco_2017_train": _coco("coco/train2017", "coco/annotations/instances_train2017.json"),
+        "coco_2017_val": _coco("coco/val2017", "coco/annotations/instances_val2017.json"),
+        "coco_2017_test_dev": _coco("coco/test2017", "coco/annotations/image_info_test-dev2017.json"),
+        "coco_2014_train": _coco("coco/train2014", "coco/annotations/instances_train2014.json"),
+        "coco_2014_val": _coco("coco/val2014", "coco/annotations/instances_val2014.json"),
+        "coco_2014_minival": _coco("coco/val2014", "coco/annotations/instances_minival2014.json"),
+        "coco_2014_valminusminival": _coco("coco/val2014", "coco/annotations/instances_valminusminival2014.json"),
+        "voc_2007_train": {"data_dir": "voc/VOC2007", "split": "train"},
+        "voc_2007_val": {"data_dir": "voc/VOC2007", "split": "val"},
+        "voc_2007_test": {"data_dir": "voc/VOC2007", "split": "test"},
+        "voc_2012_train": {"data_dir": "voc/VOC2012", "split": "train"},
+        "voc_2012_val": {"data_dir": "voc/VOC2012", "split": "val"},
+        "voc_2012_test": {"data_dir": "voc/VOC2012", "split": "test"},
+    }
+
+    @staticmethod
+    def data_dir():
+        return os.environ.get("ATSS_DATA_DIR", "datasets")
+
+    @staticmethod
+    def get(name):
+        """{"factory": dataset class name, "args": constructor arguments} for a dataset name."""
+        if name.startswith("coco:") or name.startswith("voc:"):
+            kind, first, second = (name.split(":", 2) + ["", ""])[:3]
+            if not first or not second:
+                raise ValueError("dataset {!r}: expected coco:<image folder>:<annotation json> or "
+                                 "voc:<VOC folder>:<split>".format(name))
+            if kind == "coco":
+                return {"factory": "COCODataset", "args": {"root": first, "ann_file": second}}
+            return {"factory": "PascalVOCDataset", "args": {"data_dir": first, "split": second}}
+        if name not in DatasetCatalog.DATASETS:
+            raise KeyError("unknown dataset {!r}; known: {} (or give paths: coco:<images>:<json>, "
+                           "voc:<folder>:<split>)".format(name, ", ".join(sorted(DatasetCatalog.DATASETS))))
+        attrs = DatasetCatalog.DATASETS[name]
+        root = DatasetCatalog.data_dir()
+        if "ann_file" in attrs:
+            return {"factory": "COCODataset", "args": {"root": os.path.join(root, attrs["img_dir"]),
+                                                       "ann_file": os.path.join(root, attrs["ann_file"])}}
+        return {"factory": "PascalVOCDataset", "args": {"data_dir": os.path.join(root, attrs["data_dir"]),
+                                                        "split": attrs["split"]}}
 
 
 class ModelCatalog:

@@ -1,0 +1,90 @@
+"""make_data_loader: datasets from the catalog, transforms, samplers and the collator."""
+import bisect
+import logging
+
+import torch.utils.data
+
+from atss_core.config.paths_catalog import DatasetCatalog
+from atss_core.utils.comm import get_rank, get_world_size
+
+from . import datasets as D
+from .collate_batch import BatchCollator
+from .datasets.concat_dataset import ConcatDataset
+from .samplers import DistributedSampler, GroupedBatchSampler, IterationBasedBatchSampler
+from .transforms import build_transforms
+
+
+def build_dataset(dataset_names, transforms, is_train):
+    """One dataset per name (test) or their concatenation (train)."""
+    if not isinstance(dataset_names, (list, tuple)) or not dataset_names:
+        raise ValueError("DATASETS.{} must be a non-empty list of dataset names, got {!r}".format(
+            "TRAIN" if is_train else "TEST", dataset_names))
+    datasets = []
+    for name in dataset_names:
+        entry = DatasetCatalog.get(name)
+        factory = getattr(D, entry["factory"], None)
+        if factory is None:
+            raise NotImplementedError("dataset {!r} needs {}, which atss_core does not have yet".format(
+                name, entry["factory"]))
+        args = dict(entry["args"], transforms=transforms)
+        if entry["factory"] == "COCODataset":
+            args["remove_images_without_annotations"] = is_train
+        datasets.append(factory(**args))
+    if not is_train:
+        return datasets
+    return [datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)]
+
+
+def _aspect_ratio_groups(dataset):
+    """Group 0: landscape (height / width < 1); group 1: portrait or square."""
+    groups = []
+    for i in range(len(dataset)):
+        info = dataset.get_img_info(i)
+        groups.append(bisect.bisect_right([1], float(info["height"]) / float(info["width"])))
+    return groups
+
+
+def make_batch_data_sampler(dataset, sampler, aspect_grouping, images_per_batch, num_iters=None, start_iter=0):
+    if aspect_grouping:
+        batch_sampler = GroupedBatchSampler(sampler, _aspect_ratio_groups(dataset), images_per_batch,
+                                            drop_uneven=False)
+    else:
+        batch_sampler = torch.utils.data.sampler.BatchSampler(sampler, images_per_batch, drop_last=False)
+    if num_iters is not None:
+        batch_sampler = IterationBasedBatchSampler(batch_sampler, num_iters, start_iter)
+    return batch_sampler
+
+
+def images_per_process(total, what):
+    world = get_world_size()
+    if total % world:
+        raise ValueError("{} ({}) must be divisible by the number of processes ({})".format(what, total, world))
+    return total // world
+
+
+def make_data_loader(cfg, is_train=True, start_iter=0):
+    """Training: one iteration-based loader over the concatenated DATASETS.TRAIN, resuming at
+    ``start_iter``. Test: one loader per DATASETS.TEST entry, in dataset order."""
+    logger = logging.getLogger(__name__)
+    if is_train:
+        per_process = images_per_process(cfg.SOLVER.IMS_PER_BATCH, "SOLVER.IMS_PER_BATCH")
+        num_iters, shuffle = cfg.SOLVER.MAX_ITER, True
+    else:
+        per_process = images_per_process(cfg.TEST.IMS_PER_BATCH, "TEST.IMS_PER_BATCH")
+        num_iters, shuffle, start_iter = None, False, 0
+    names = cfg.DATASETS.TRAIN if is_train else cfg.DATASETS.TEST
+    datasets = build_dataset(names, build_transforms(cfg, is_train), is_train)
+    loaders = []
+    for dataset in datasets:
+        if len(dataset) == 0:
+            raise ValueError("dataset {} has no usable image".format(names))
+        sampler = DistributedSampler(dataset, num_replicas=get_world_size(), rank=get_rank(), shuffle=shuffle)
+        batch_sampler = make_batch_data_sampler(dataset, sampler, cfg.DATALOADER.ASPECT_RATIO_GROUPING,
+                                                per_process, num_iters, start_iter)
+        loaders.append(torch.utils.data.DataLoader(
+            dataset, num_workers=cfg.DATALOADER.NUM_WORKERS, batch_sampler=batch_sampler,
+            collate_fn=BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY)))
+        logger.info("%s: %d images, %d per process and batch", names, len(dataset), per_process)
+    if is_train:
+        return loaders[0]
+    return loaders
