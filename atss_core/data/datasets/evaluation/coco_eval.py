@@ -1,0 +1,74 @@
+"""COCO box evaluation with pycocotools: AP, AP50, AP75, APs, APm, APl and a per-class AP table."""
+import contextlib
+import io
+import json
+import logging
+import os
+
+import numpy as np
+
+METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+def prepare_for_coco_detection(predictions, dataset):
+    """COCO result records; each prediction is resized back to its original image first."""
+    results = []
+    for index, prediction in enumerate(predictions):
+        if prediction is None or len(prediction) == 0:
+            continue
+        info = dataset.get_img_info(index)
+        prediction = prediction.resize((info["width"], info["height"])).convert("xywh")
+        boxes = prediction.bbox.tolist()
+        scores = prediction.get_field("scores").tolist()
+        labels = prediction.get_field("labels").tolist()
+        for box, score, label in zip(boxes, scores, labels):
+            results.append({"image_id": info["id"], "category_id": dataset.contiguous_category_id_to_json_id[label],
+                            "bbox": box, "score": score})
+    return results
+
+
+def per_class_ap(coco_eval):
+    """{category name: AP over IoU 0.5:0.95, all areas, 100 detections} (nan if no gt)."""
+    precision = coco_eval.eval["precision"]  # [T, R, K, A, M]
+    names = {c["id"]: c["name"] for c in coco_eval.cocoGt.loadCats(coco_eval.params.catIds)}
+    table = {}
+    for k, cat_id in enumerate(coco_eval.params.catIds):
+        p = precision[:, :, k, 0, -1]
+        p = p[p > -1]
+        table[names[cat_id]] = float(np.mean(p)) if p.size else float("nan")
+    return table
+
+
+def do_coco_evaluation(dataset, predictions, output_folder, logger=None):
+    """Writes bbox.json and coco_metrics.json to ``output_folder`` (when given) and returns
+    {"bbox": {metric: value}, "per_class": {name: AP}}."""
+    from pycocotools.cocoeval import COCOeval
+
+    logger = logger or logging.getLogger("atss_core.inference")
+    results = prepare_for_coco_detection(predictions, dataset)
+    if output_folder:
+        os.makedirs(output_folder, exist_ok=True)
+        with open(os.path.join(output_folder, "bbox.json"), "w") as f:
+            json.dump(results, f)
+    metrics = {name: 0.0 for name in METRICS}
+    table = {}
+    if not results:
+        logger.warning("no detections at all: every AP is 0")
+    else:
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            coco_dt = dataset.coco.loadRes(results)
+            coco_eval = COCOeval(dataset.coco, coco_dt, "bbox")
+            coco_eval.params.imgIds = sorted(dataset.ids)
+            coco_eval.evaluate()
+            coco_eval.accumulate()
+            coco_eval.summarize()
+        logger.info("COCO bbox evaluation:\n%s", stdout.getvalue().rstrip())
+        metrics = {name: float(v) for name, v in zip(METRICS, coco_eval.stats[:6])}
+        table = per_class_ap(coco_eval)
+        logger.info("per-class AP:\n%s", "\n".join("  {:<24} {:.4f}".format(k, v) for k, v in table.items()))
+    report = {"bbox": metrics, "per_class": table}
+    if output_folder:
+        with open(os.path.join(output_folder, "coco_metrics.json"), "w") as f:
+            json.dump(report, f, indent=2)
+    return report

@@ -1,0 +1,56 @@
+"""Runs the detector over a test loader, gathers predictions from all processes in dataset
+order and evaluates them."""
+import logging
+import os
+import time
+
+import torch
+from tqdm import tqdm
+
+from atss_core.data.datasets.evaluation import evaluate
+from atss_core.utils.comm import all_gather, is_main_process, synchronize
+
+
+def compute_on_dataset(model, data_loader, device, show_progress=True):
+    model.eval()
+    results = {}
+    cpu = torch.device("cpu")
+    for images, _, indices in tqdm(data_loader, disable=not (show_progress and is_main_process()),
+                                   desc="inference", unit="batch"):
+        with torch.no_grad():
+            outputs = model(images.to(device))
+        results.update({index: output.to(cpu) for index, output in zip(indices, outputs)})
+    return results
+
+
+def accumulate_predictions(predictions_per_process, logger):
+    gathered = all_gather(predictions_per_process)
+    if not is_main_process():
+        return None
+    predictions = {}
+    for part in gathered:
+        predictions.update(part)
+    indices = sorted(predictions)
+    if indices != list(range(len(indices))):
+        logger.warning("the gathered predictions do not cover a contiguous set of images: some are missing")
+    return [predictions[i] for i in indices]
+
+
+def inference(model, data_loader, dataset_name, device, output_folder=None, logger=None):
+    """Returns the evaluation report on the main process (None elsewhere); writes
+    predictions.pth, bbox.json and the metrics to ``output_folder``."""
+    logger = logger or logging.getLogger("atss_core.inference")
+    dataset = data_loader.dataset
+    logger.info("evaluating on %s (%d images)", dataset_name, len(dataset))
+    start = time.time()
+    predictions = compute_on_dataset(model, data_loader, device)
+    synchronize()
+    elapsed = time.time() - start
+    predictions = accumulate_predictions(predictions, logger)
+    if predictions is None:
+        return None
+    logger.info("inference: %.1f s (%.3f s / image)", elapsed, elapsed / max(len(dataset), 1))
+    if output_folder:
+        os.makedirs(output_folder, exist_ok=True)
+        torch.save(predictions, os.path.join(output_folder, "predictions.pth"))
+    return evaluate(dataset, predictions, output_folder, logger=logger)

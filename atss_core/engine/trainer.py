@@ -1,0 +1,63 @@
+"""The iteration-based training loop."""
+import datetime
+import logging
+import resource
+import time
+
+import torch
+
+from atss_core.utils.comm import get_world_size, reduce_dict
+from atss_core.utils.metric_logger import MetricLogger
+
+
+def peak_memory_mb(device):
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1024.0 / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, checkpoint_period, arguments,
+             log_period=20, logger=None):
+    """Runs iterations arguments["iteration"] + 1 .. len(data_loader) + start; losses are
+    reduced over processes for logging; a checkpoint every ``checkpoint_period`` iterations
+    and model_final at the end."""
+    logger = logger or logging.getLogger("atss_core.trainer")
+    meters = MetricLogger(delimiter="  ")
+    start_iter = arguments["iteration"]
+    max_iter = start_iter + len(data_loader)
+    logger.info("start training at iteration %d of %d (%d process(es))", start_iter, max_iter, get_world_size())
+    model.train()
+    start_training_time = time.time()
+    end = time.time()
+    for iteration, (images, targets, _) in enumerate(data_loader, start_iter + 1):
+        data_time = time.time() - end
+        arguments["iteration"] = iteration
+        images = images.to(device)
+        targets = [target.to(device) for target in targets]
+        loss_dict = model(images, targets)
+        losses = sum(loss_dict.values())
+        if not torch.isfinite(losses):
+            raise FloatingPointError("loss became {} at iteration {}: {}".format(
+                losses.item(), iteration, {k: v.item() for k, v in loss_dict.items()}))
+        reduced = reduce_dict(loss_dict)
+        meters.update(loss=sum(reduced.values()), **reduced)
+        optimizer.zero_grad()
+        losses.backward()
+        optimizer.step()
+        scheduler.step()
+
+        batch_time = time.time() - end
+        end = time.time()
+        meters.update(time=batch_time, data=data_time)
+        if iteration % log_period == 0 or iteration == max_iter or iteration == start_iter + 1:
+            eta = datetime.timedelta(seconds=int(meters.time.global_avg * (max_iter - iteration)))
+            logger.info("eta: %s  iter: %d/%d  %s  lr: %.6f  max mem: %.0f MB", eta, iteration, max_iter, meters,
+                        optimizer.param_groups[0]["lr"], peak_memory_mb(device))
+        if checkpoint_period > 0 and iteration % checkpoint_period == 0 and iteration != max_iter:
+            checkpointer.save("model_{:07d}".format(iteration), **arguments)
+        if iteration == max_iter:
+            checkpointer.save("model_final", **arguments)
+    total = time.time() - start_training_time
+    done = max(arguments["iteration"] - start_iter, 1)
+    logger.info("total training time: %s (%.4f s / it)", datetime.timedelta(seconds=int(total)), total / done)
+    return meters

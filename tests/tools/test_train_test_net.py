@@ -1,0 +1,131 @@
+"""train_net.py / test_net.py end to end on a tiny generated COCO set (CPU)."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+TINY_MODEL = """
+MODEL:
+  DEVICE: "cpu"
+  RPN_ONLY: True
+  ATSS_ON: True
+  BACKBONE:
+    CONV_BODY: "R-50-FPN-RETINANET"
+    FREEZE_CONV_BODY_AT: 0
+  RESNETS:
+    STEM_FUNC: "StemWithGN"
+    TRANS_FUNC: "BottleneckWithGN"
+    STEM_OUT_CHANNELS: 32
+    RES2_OUT_CHANNELS: 32
+    WIDTH_PER_GROUP: 32
+    BACKBONE_OUT_CHANNELS: 64  # the head's GroupNorm(32) needs 2+ values per group on a 1x1 P7
+  GROUP_NORM:
+    NUM_GROUPS: 8
+  RETINANET:
+    USE_C5: False
+  ATSS:
+    NUM_CLASSES: 3
+    NUM_CONVS: 1
+    ANCHOR_SIZES: (16, 32, 64, 128, 256)
+INPUT:
+  MIN_SIZE_TRAIN: (64,)
+  MAX_SIZE_TRAIN: 100
+  MIN_SIZE_TEST: 64
+  MAX_SIZE_TEST: 100
+DATALOADER:
+  NUM_WORKERS: 0
+  SIZE_DIVISIBILITY: 32
+SOLVER:
+  BASE_LR: 0.01
+  WEIGHT_DECAY: 0.0001
+  STEPS: (3,)
+  MAX_ITER: 4
+  IMS_PER_BATCH: 2
+  WARMUP_ITERS: 2
+  CHECKPOINT_PERIOD: 2
+TEST:
+  IMS_PER_BATCH: 2
+"""
+
+
+def make_dataset(folder, n=6, size=64, seed=0):
+    rng = np.random.RandomState(seed)
+    (folder / "images").mkdir(parents=True)
+    images, annotations = [], []
+    for i in range(n):
+        image = (rng.rand(size, size, 3) * 60).astype(np.uint8)
+        for j in range(2):
+            label = 1 + (i + j) % 2
+            w, h = rng.randint(12, 28, size=2)
+            x, y = rng.randint(0, size - 28, size=2)
+            image[y:y + h, x:x + w] = (0, 220, 0) if label == 1 else (0, 0, 220)
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": label,
+                                "bbox": [int(x), int(y), int(w), int(h)], "area": int(w * h), "iscrowd": 0})
+        cv2.imwrite(str(folder / "images" / "{}.png".format(i)), image)
+        images.append({"id": i + 1, "file_name": "{}.png".format(i), "width": size, "height": size})
+    categories = [{"id": 1, "name": "green"}, {"id": 2, "name": "red"}]
+    (folder / "ann.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                 "categories": categories}))
+    return "coco:{}:{}".format(folder / "images", folder / "ann.json")
+
+
+@pytest.fixture(scope="module")
+def setup_files(tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e")
+    dataset = make_dataset(base / "data")
+    config = base / "tiny.yaml"
+    config.write_text(TINY_MODEL)
+    return base, dataset, str(config)
+
+
+def run(script, config, output_dir, dataset, *extra, flags=(), launcher=None, timeout=600):
+    command = [sys.executable, os.path.join(ROOT, "tools", script), "--config-file", config, *flags,
+               "OUTPUT_DIR", str(output_dir), "DATASETS.TRAIN", "('{}',)".format(dataset),
+               "DATASETS.TEST", "('{}',)".format(dataset), *extra]
+    if launcher:
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+                   *command[1:]]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def test_train_checkpoint_resume_and_evaluate(setup_files):
+    base, dataset, config = setup_files
+    out = base / "single"
+    log = run("train_net.py", config, out, dataset, "SOLVER.MAX_ITER", "2", flags=["--skip-test"])
+    assert "iter: 2/2" in log and (out / "model_final.pth").exists()
+    assert torch.load(out / "model_final.pth", weights_only=False)["iteration"] == 2
+    # a second run with a larger MAX_ITER resumes at iteration 3 from last_checkpoint
+    log = run("train_net.py", config, out, dataset, "SOLVER.MAX_ITER", "4")
+    assert "resuming from" in log and "start training at iteration 2 of 4" in log and "iter: 4/4" in log
+    assert "iter: 3/4" in log
+    assert (out / "model_0000002.pth").exists() or (out / "model_final.pth").exists()
+    metrics = json.loads((out / "inference" / os.listdir(out / "inference")[0] / "coco_metrics.json").read_text())
+    assert set(metrics["bbox"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl"}
+    assert set(metrics["per_class"]) <= {"green", "red"}
+    assert (out / "config.yml").exists() and (out / "log.txt").exists()
+    # test_net on the trained weights gives the same metrics
+    log = run("test_net.py", config, base / "eval", dataset, "MODEL.WEIGHT", str(out / "model_final.pth"))
+    again = json.loads((base / "eval" / "inference" / os.listdir(base / "eval" / "inference")[0]
+                        / "coco_metrics.json").read_text())
+    assert again["bbox"] == pytest.approx(metrics["bbox"])
+
+
+def test_two_process_gloo_training_with_torchrun(setup_files):
+    base, dataset, config = setup_files
+    out = base / "ddp"
+    log = run("train_net.py", config, out, dataset, "SOLVER.MAX_ITER", "2", launcher="torchrun")
+    assert "with 2 process(es)" in log and "iter: 2/2" in log
+    assert (out / "model_final.pth").exists() and (out / "last_checkpoint").exists()
+    folder = out / "inference" / os.listdir(out / "inference")[0]
+    assert (folder / "bbox.json").exists() and (folder / "predictions.pth").exists()
+    assert len(torch.load(folder / "predictions.pth", weights_only=False)) == 6  # every image, once, in order

@@ -1,0 +1,55 @@
+#!/usr/bin/env python
+"""Trains ATSS, then evaluates on DATASETS.TEST.
+
+    python tools/train_net.py --config-file configs/atss/atss_R_50_FPN_1x.yaml [KEY VALUE ...]
+    python -m torch.distributed.launch --nproc_per_node=8 tools/train_net.py --config-file ...
+    torchrun --nproc_per_node=8 tools/train_net.py --config-file ...
+
+A run resumes from OUTPUT_DIR/last_checkpoint when there is one; MODEL.WEIGHT only
+initialises the weights (fine-tuning starts at iteration 0).
+"""
+import torch
+
+from _launch import parse_args, run_test, setup
+
+from atss_core.data.build import make_data_loader
+from atss_core.engine.trainer import do_train
+from atss_core.modeling.detector import build_detection_model
+from atss_core.solver import make_lr_scheduler, make_optimizer
+from atss_core.utils.checkpoint import Checkpointer
+from atss_core.utils.comm import get_rank
+
+
+def train(cfg, local_rank, distributed, logger):
+    model = build_detection_model(cfg)
+    device = torch.device(cfg.MODEL.DEVICE)
+    model.to(device)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_lr_scheduler(cfg, optimizer)
+    checkpointer = Checkpointer(cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR, save_to_disk=get_rank() == 0,
+                                logger=logger)
+    arguments = {"iteration": 0}
+    arguments.update({k: v for k, v in checkpointer.load(cfg.MODEL.WEIGHT).items() if k == "iteration"})
+    if distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None, broadcast_buffers=False)
+    if arguments["iteration"] >= cfg.SOLVER.MAX_ITER:
+        logger.info("already trained to iteration %d (SOLVER.MAX_ITER %d)", arguments["iteration"],
+                    cfg.SOLVER.MAX_ITER)
+        return model
+    data_loader = make_data_loader(cfg, is_train=True, start_iter=arguments["iteration"])
+    do_train(model, data_loader, optimizer, scheduler, checkpointer, device, cfg.SOLVER.CHECKPOINT_PERIOD,
+             arguments, logger=logger)
+    return model
+
+
+def main():
+    args = parse_args("ATSS training", training=True)
+    cfg, distributed, logger = setup(args, "train_net")
+    model = train(cfg, args.local_rank, distributed, logger)
+    if not args.skip_test:
+        run_test(cfg, model, distributed, logger)
+
+
+if __name__ == "__main__":
+    main()
