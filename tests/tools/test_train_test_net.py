@@ -129,3 +129,32 @@ def test_two_process_gloo_training_with_torchrun(setup_files):
     folder = out / "inference" / os.listdir(out / "inference")[0]
     assert (folder / "bbox.json").exists() and (folder / "predictions.pth").exists()
     assert len(torch.load(folder / "predictions.pth", weights_only=False)) == 6  # every image, once, in order
+
+
+def test_fine_tuning_from_a_coco_checkpoint_starts_at_iteration_zero(setup_files):
+    """A checkpoint of an 81-class model (with optimizer state and iteration 90000) as
+    MODEL.WEIGHT for a 3-class model: compatible weights load, the class layer is
+    re-initialised and listed in the log, and training starts at iteration 0."""
+    from atss_core.config import cfg as default_cfg
+    from atss_core.modeling.detector import build_detection_model
+
+    base, dataset, config = setup_files
+    cfg = default_cfg.clone()
+    cfg.merge_from_file(config)
+    cfg.merge_from_list(["MODEL.ATSS.NUM_CLASSES", 81])
+    torch.manual_seed(3)
+    coco_model = build_detection_model(cfg)
+    torch.save({"model": coco_model.state_dict(), "optimizer": {"state": {}, "param_groups": []},
+                "iteration": 90000}, base / "coco81.pth")
+    out = base / "finetune"
+    log = run("train_net.py", config, out, dataset, "MODEL.WEIGHT", str(base / "coco81.pth"), "SOLVER.MAX_ITER", "1",
+              "SOLVER.BASE_LR", "0.0", flags=["--skip-test"])
+    assert "start training at iteration 0 of 1" in log and "iter: 1/1" in log
+    assert "rpn.head.cls_logits.weight model (2, 64, 3, 3) vs checkpoint (80, 64, 3, 3)" in log
+    tuned = torch.load(out / "model_final.pth", weights_only=False)["model"]
+    for key, value in coco_model.state_dict().items():
+        if "cls_logits" in key:
+            continue
+        assert torch.equal(tuned[key], value), key  # lr 0: still the checkpoint's values
+    expected_bias = -torch.log(torch.tensor((1 - 0.01) / 0.01))
+    assert torch.allclose(tuned["rpn.head.cls_logits.bias"], expected_bias.expand(2))
