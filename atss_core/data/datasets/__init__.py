@@ -1,3 +1,4 @@
 from .coco import COCODataset
+from .voc import PascalVOCDataset
 
-__all__ = ["COCODataset"]
+__all__ = ["COCODataset", "PascalVOCDataset"]
