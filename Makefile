@@ -20,7 +20,7 @@ $(REQS_STAMP): requirements.txt requirements-test.txt
 
 # atss_core._C, rebuilt when csrc/ or setup.py change; also registers the package (editable)
 $(BUILD_STAMP): $(REQS_STAMP) $(CSRC)
-	@echo "building atss_core._C (about a minute on 2 cores) ..."
+	@echo "building atss_core._C (a few minutes on 2 cores the first time) ..."
 	MAX_JOBS=$${MAX_JOBS:-2} $(PY) -m pip install --quiet --disable-pip-version-check --no-build-isolation --no-deps -e .
 	$(PY) -c "import torch; from atss_core import _C; print('atss_core._C built; CUDA kernels:', _C.built_with_cuda())"
 	@touch $@

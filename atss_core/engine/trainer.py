@@ -43,6 +43,7 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
         meters.update(loss=sum(reduced.values()), **reduced)
         optimizer.zero_grad()
         losses.backward()
+        lr = optimizer.param_groups[0]["lr"]  # the rate this iteration used
         optimizer.step()
         scheduler.step()
 
@@ -51,8 +52,8 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
         meters.update(time=batch_time, data=data_time)
         if iteration % log_period == 0 or iteration == max_iter or iteration == start_iter + 1:
             eta = datetime.timedelta(seconds=int(meters.time.global_avg * (max_iter - iteration)))
-            logger.info("eta: %s  iter: %d/%d  %s  lr: %.6f  max mem: %.0f MB", eta, iteration, max_iter, meters,
-                        optimizer.param_groups[0]["lr"], peak_memory_mb(device))
+            logger.info("eta: %s  iter: %d/%d  %s  lr: %.6f  max mem: %.0f MB", eta, iteration, max_iter, meters, lr,
+                        peak_memory_mb(device))
         if checkpoint_period > 0 and iteration % checkpoint_period == 0 and iteration != max_iter:
             checkpointer.save("model_{:07d}".format(iteration), **arguments)
         if iteration == max_iter:

@@ -158,3 +158,21 @@ def test_fine_tuning_from_a_coco_checkpoint_starts_at_iteration_zero(setup_files
         assert torch.equal(tuned[key], value), key  # lr 0: still the checkpoint's values
     expected_bias = -torch.log(torch.tensor((1 - 0.01) / 0.01))
     assert torch.allclose(tuned["rpn.head.cls_logits.bias"], expected_bias.expand(2))
+
+
+def test_resumed_run_logs_the_same_learning_rate_as_an_uninterrupted_one(setup_files):
+    base, dataset, config = setup_files
+    extra = ("SOLVER.MAX_ITER", "4", "SOLVER.STEPS", "(3,)", "SOLVER.WARMUP_ITERS", "2", "SOLVER.CHECKPOINT_PERIOD", "2")
+    full = run("train_net.py", config, base / "lr_full", dataset, *extra, flags=["--skip-test"])
+    run("train_net.py", config, base / "lr_part", dataset, *extra[:1], "2", *extra[2:], flags=["--skip-test"])
+    resumed = run("train_net.py", config, base / "lr_part", dataset, *extra, flags=["--skip-test"])
+
+    def lr_at(log, iteration):
+        line = [l for l in log.splitlines() if "iter: {}/4".format(iteration) in l][0]
+        return line.split("lr: ")[1].split()[0]
+
+    # the uninterrupted run logs iterations 1 and 4, the resumed one 3 and 4
+    assert lr_at(resumed, 4) == lr_at(full, 4)
+    assert float(lr_at(full, 4)) == pytest.approx(0.001)  # decayed after the step at iteration 3
+    assert float(lr_at(resumed, 3)) == pytest.approx(0.01)  # warm-up over, not yet decayed
+    assert "start training at iteration 2 of 4" in resumed
