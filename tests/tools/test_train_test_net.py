@@ -173,6 +173,7 @@ def test_resumed_run_logs_the_same_learning_rate_as_an_uninterrupted_one(setup_f
 
     # the uninterrupted run logs iterations 1 and 4, the resumed one 3 and 4
     assert lr_at(resumed, 4) == lr_at(full, 4)
-    assert float(lr_at(full, 4)) == pytest.approx(0.001)  # decayed after the step at iteration 3
-    assert float(lr_at(resumed, 3)) == pytest.approx(0.01)  # warm-up over, not yet decayed
+    assert float(lr_at(full, 4)) == pytest.approx(0.001)  # decayed from iteration 3 (STEPS (3,))
+    assert float(lr_at(resumed, 3)) == pytest.approx(0.001)
+    assert float(lr_at(full, 1)) == pytest.approx(0.01 * (1 / 3 * 0.5 + 0.5), abs=1e-6)  # warm-up at 1 of 2
     assert "start training at iteration 2 of 4" in resumed
