@@ -62,8 +62,12 @@ def setup(args, name):
         logger.info("merged config saved to %s", path)
     if cfg.TEST.BBOX_AUG.ENABLED:
         raise SystemExit("TEST.BBOX_AUG (multi-scale + flip test) is not implemented yet in atss_core")
-    if cfg.DTYPE != "float32":
-        raise SystemExit("DTYPE {!r}: only float32 is implemented yet".format(cfg.DTYPE))
+    from atss_core.engine.precision import check_dtype
+
+    try:
+        check_dtype(cfg)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     return cfg, distributed, logger
 
 
@@ -80,6 +84,6 @@ def run_test(cfg, model, distributed, logger):
         folder = os.path.join(cfg.OUTPUT_DIR, "inference", name.replace("/", "_").replace(":", "_")) \
             if cfg.OUTPUT_DIR else None
         reports[name] = inference(model, loader, name, torch.device(cfg.MODEL.DEVICE), output_folder=folder,
-                                  logger=logger)
+                                  logger=logger, use_amp=cfg.DTYPE == "float16")
         synchronize()
     return reports

@@ -39,7 +39,7 @@ def train(cfg, local_rank, distributed, logger):
         return model
     data_loader = make_data_loader(cfg, is_train=True, start_iter=arguments["iteration"])
     do_train(model, data_loader, optimizer, scheduler, checkpointer, device, cfg.SOLVER.CHECKPOINT_PERIOD,
-             arguments, logger=logger)
+             arguments, logger=logger, use_amp=cfg.DTYPE == "float16")
     return model
 
 

@@ -8,16 +8,17 @@ import torch
 from tqdm import tqdm
 
 from atss_core.data.datasets.evaluation import evaluate
+from atss_core.engine.precision import autocast_context
 from atss_core.utils.comm import all_gather, is_main_process, synchronize
 
 
-def compute_on_dataset(model, data_loader, device, show_progress=True):
+def compute_on_dataset(model, data_loader, device, show_progress=True, use_amp=False):
     model.eval()
     results = {}
     cpu = torch.device("cpu")
     for images, _, indices in tqdm(data_loader, disable=not (show_progress and is_main_process()),
                                    desc="inference", unit="batch"):
-        with torch.no_grad():
+        with torch.no_grad(), autocast_context(use_amp):
             outputs = model(images.to(device))
         results.update({index: output.to(cpu) for index, output in zip(indices, outputs)})
     return results
@@ -36,14 +37,14 @@ def accumulate_predictions(predictions_per_process, logger):
     return [predictions[i] for i in indices]
 
 
-def inference(model, data_loader, dataset_name, device, output_folder=None, logger=None):
+def inference(model, data_loader, dataset_name, device, output_folder=None, logger=None, use_amp=False):
     """Returns the evaluation report on the main process (None elsewhere); writes
     predictions.pth, bbox.json and the metrics to ``output_folder``."""
     logger = logger or logging.getLogger("atss_core.inference")
     dataset = data_loader.dataset
     logger.info("evaluating on %s (%d images)", dataset_name, len(dataset))
     start = time.time()
-    predictions = compute_on_dataset(model, data_loader, device)
+    predictions = compute_on_dataset(model, data_loader, device, use_amp=use_amp)
     synchronize()
     elapsed = time.time() - start
     predictions = accumulate_predictions(predictions, logger)

@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from atss_core.engine.precision import autocast_context, make_grad_scaler
 from atss_core.utils.comm import get_world_size, reduce_dict
 from atss_core.utils.metric_logger import MetricLogger
 
@@ -17,16 +18,17 @@ def peak_memory_mb(device):
 
 
 def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, checkpoint_period, arguments,
-             log_period=20, logger=None):
+             log_period=20, logger=None, use_amp=False):
     """Runs iterations arguments["iteration"] + 1 .. len(data_loader) + start; losses are
     reduced over processes for logging; a checkpoint every ``checkpoint_period`` iterations
-    and model_final at the end."""
+    and model_final at the end. ``use_amp``: float16 autocast with gradient scaling (CUDA)."""
     logger = logger or logging.getLogger("atss_core.trainer")
     meters = MetricLogger(delimiter="  ")
     start_iter = arguments["iteration"]
     max_iter = start_iter + len(data_loader)
     logger.info("start training at iteration %d of %d (%d process(es))", start_iter, max_iter, get_world_size())
     model.train()
+    scaler = make_grad_scaler(use_amp)
     start_training_time = time.time()
     end = time.time()
     for iteration, (images, targets, _) in enumerate(data_loader, start_iter + 1):
@@ -34,7 +36,9 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
         arguments["iteration"] = iteration
         images = images.to(device)
         targets = [target.to(device) for target in targets]
-        loss_dict = model(images, targets)
+        with autocast_context(use_amp):
+            loss_dict = model(images, targets)
+        loss_dict = {k: v.float() for k, v in loss_dict.items()}
         losses = sum(loss_dict.values())
         if not torch.isfinite(losses):
             raise FloatingPointError("loss became {} at iteration {}: {}".format(
@@ -42,9 +46,10 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
         reduced = reduce_dict(loss_dict)
         meters.update(loss=sum(reduced.values()), **reduced)
         optimizer.zero_grad()
-        losses.backward()
+        scaler.scale(losses).backward()
         lr = optimizer.param_groups[0]["lr"]  # the rate this iteration used
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
 
         batch_time = time.time() - end
