@@ -63,3 +63,24 @@ def test_narrow_backbone_outputs_p3_to_p7_and_freezes_the_stem():
 def test_unknown_backbone_is_a_clear_error():
     with pytest.raises(KeyError, match="unknown backbone .*'R-9-FPN'"):
         build_backbone(small_cfg(**{"MODEL.BACKBONE.CONV_BODY": "R-9-FPN"}))
+
+
+def test_resnet18_basic_block_backbone():
+    cfg = small_cfg(**{
+        "MODEL.BACKBONE.CONV_BODY": "R-18-FPN-RETINANET", "MODEL.RESNETS.TRANS_FUNC": "BasicBlockWithGN",
+        "MODEL.RESNETS.STEM_FUNC": "StemWithGN", "MODEL.RESNETS.RES2_OUT_CHANNELS": 64,
+        "MODEL.RESNETS.BACKBONE_OUT_CHANNELS": 64, "MODEL.RETINANET.USE_C5": False,
+        "MODEL.BACKBONE.FREEZE_CONV_BODY_AT": 0,
+    })
+    backbone = build_backbone(cfg)
+    body = backbone.body
+    assert [len(getattr(body, "layer{}".format(i))) for i in range(1, 5)] == [2, 2, 2, 2]
+    assert body.layer1[0].downsample is None and body.layer2[0].conv1.stride == (2, 2)
+    assert body.layer4[1].conv2.weight.shape == (512, 512, 3, 3)
+    features = backbone(torch.randn(2, 3, 64, 64))
+    assert [tuple(f.shape[-2:]) for f in features] == [(8, 8), (4, 4), (2, 2), (1, 1), (1, 1)]
+    # torchvision's resnet18 has the same convolution shapes (11.7M parameters with its fc)
+    import torchvision
+    ours = sorted(tuple(p.shape) for n, p in body.named_parameters() if p.dim() == 4)
+    theirs = sorted(tuple(p.shape) for n, p in torchvision.models.resnet18().named_parameters() if p.dim() == 4)
+    assert ours == theirs

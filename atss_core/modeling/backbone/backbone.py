@@ -10,6 +10,7 @@ from . import fpn as fpn_module
 from . import resnet
 
 
+@BACKBONES.register("R-18-FPN-RETINANET")
 @BACKBONES.register("R-50-FPN-RETINANET")
 @BACKBONES.register("R-101-FPN-RETINANET")
 def build_resnet_fpn_p3p7_backbone(cfg):

@@ -18,6 +18,10 @@ STAGE_SPECS = {
     "R-101-FPN-RETINANET": (StageSpec(1, 3, True), StageSpec(2, 4, True), StageSpec(3, 23, True),
                             StageSpec(4, 3, True)),
 }
+# ResNet-18 layout (BasicBlocks via MODEL.RESNETS.TRANS_FUNC, RES2_OUT_CHANNELS 64): small models
+# trained from scratch, e.g. the CPU quickstart
+STAGE_SPECS["R-18-FPN-RETINANET"] = (StageSpec(1, 2, True), StageSpec(2, 2, True), StageSpec(3, 2, True),
+                                     StageSpec(4, 2, True))
 STAGE_SPECS["R-50-FPN"] = STAGE_SPECS["R-50-FPN-RETINANET"]
 STAGE_SPECS["R-101-FPN"] = STAGE_SPECS["R-101-FPN-RETINANET"]
 
@@ -70,6 +74,45 @@ class Bottleneck(nn.Module):
         return F.relu_(out + identity)
 
 
+class BasicBlock(nn.Module):
+    """Two 3x3 convs (ResNet-18/34) with a projection shortcut when shapes change; the second
+    conv may be deformable. Accepts the Bottleneck arguments (bottleneck width and
+    stride_in_1x1 do not apply)."""
+
+    def __init__(self, in_channels, bottleneck_channels, out_channels, num_groups, stride_in_1x1, stride, dilation,
+                 norm_func, dcn_config):
+        super().__init__()
+        if num_groups != 1:
+            raise ValueError("BasicBlock ResNets have no grouped convolutions: set MODEL.RESNETS.NUM_GROUPS 1")
+        self.downsample = None
+        if in_channels != out_channels or stride != 1:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                norm_func(out_channels),
+            )
+            _kaiming_init(self.downsample[0])
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=dilation,
+                               dilation=dilation, bias=False)
+        self.bn1 = norm_func(out_channels)
+        if dcn_config.get("stage_with_dcn", False):
+            self.conv2 = DFConv2d(out_channels, out_channels,
+                                  with_modulated_dcn=dcn_config.get("with_modulated_dcn", False), kernel_size=3,
+                                  dilation=dilation, deformable_groups=dcn_config.get("deformable_groups", 1),
+                                  bias=False)
+        else:
+            self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=dilation, dilation=dilation,
+                                   bias=False)
+            _kaiming_init(self.conv2)
+        self.bn2 = norm_func(out_channels)
+        _kaiming_init(self.conv1)
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = F.relu_(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu_(out + identity)
+
+
 class BaseStem(nn.Module):
     """7x7 stride-2 conv, norm, ReLU, 3x3 stride-2 max pool."""
 
@@ -107,6 +150,16 @@ def bottleneck_with_fixed_batch_norm(cfg):
 @RESNET_TRANSFORMATION_FUNCS.register("BottleneckWithGN")
 def bottleneck_with_gn(cfg):
     return lambda *args, **kwargs: Bottleneck(*args, norm_func=_gn_from(cfg), **kwargs)
+
+
+@RESNET_TRANSFORMATION_FUNCS.register("BasicBlockWithFixedBatchNorm")
+def basic_block_with_fixed_batch_norm(cfg):
+    return lambda *args, **kwargs: BasicBlock(*args, norm_func=FrozenBatchNorm2d, **kwargs)
+
+
+@RESNET_TRANSFORMATION_FUNCS.register("BasicBlockWithGN")
+def basic_block_with_gn(cfg):
+    return lambda *args, **kwargs: BasicBlock(*args, norm_func=_gn_from(cfg), **kwargs)
 
 
 def _make_stage(block, in_channels, bottleneck_channels, out_channels, block_count, num_groups, stride_in_1x1,
