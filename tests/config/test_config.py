@@ -66,3 +66,13 @@ def test_overrides_keep_types():
     assert cfg.SOLVER.STEPS == (10, 20) and cfg.MODEL.ATSS.TOPK == 5
     with pytest.raises(ValueError):
         cfg.merge_from_list(["MODEL.ATSS.TOPK", "'nine'"])
+
+
+def test_quickstart_config_builds_a_small_model():
+    from atss_core.modeling.detector import build_detection_model
+
+    cfg = default_cfg.clone()
+    cfg.merge_from_file(os.path.join(CONFIG_DIR, "quickstart", "atss_R_18_synthetic.yaml"))
+    model = build_detection_model(cfg)
+    assert cfg.MODEL.DEVICE == "cpu" and cfg.MODEL.BACKBONE.CONV_BODY == "R-18-FPN-RETINANET"
+    assert sum(p.numel() for p in model.parameters()) < 5e6
