@@ -7,7 +7,7 @@ BUILD_STAMP := atss_core/.extension-built
 CSRC := $(shell find csrc -type f 2>/dev/null) setup.py
 PYTEST_ARGS ?=
 
-.PHONY: setup build test cuda-check benchmark clean
+.PHONY: setup build test cuda-check benchmark demo clean
 
 setup: $(BUILD_STAMP)
 
@@ -33,6 +33,10 @@ test: setup
 # compile-check the CUDA kernels (no GPU needed); cached by a hash of csrc/
 cuda-check: $(REQS_STAMP)
 	PYTHON=$(PY) bash .ci/cuda_compile_check.sh
+
+# the quickstart: synthetic data -> CPU training -> COCO AP -> pictures, curves, metrics
+demo: setup
+	$(PY) tools/quickstart.py
 
 benchmark: setup
 	$(PY) tools/benchmark.py --ops --json output/benchmark_ops.json

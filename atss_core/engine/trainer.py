@@ -5,9 +5,10 @@ import resource
 import time
 
 import torch
+from tqdm import tqdm
 
 from atss_core.engine.precision import autocast_context, make_grad_scaler
-from atss_core.utils.comm import get_world_size, reduce_dict
+from atss_core.utils.comm import get_rank, get_world_size, reduce_dict
 from atss_core.utils.metric_logger import MetricLogger
 
 
@@ -18,10 +19,12 @@ def peak_memory_mb(device):
 
 
 def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, checkpoint_period, arguments,
-             log_period=20, logger=None, use_amp=False):
+             log_period=20, logger=None, use_amp=False, progress=False, history=None):
     """Runs iterations arguments["iteration"] + 1 .. len(data_loader) + start; losses are
     reduced over processes for logging; a checkpoint every ``checkpoint_period`` iterations
-    and model_final at the end. ``use_amp``: float16 autocast with gradient scaling (CUDA)."""
+    and model_final at the end. ``use_amp``: float16 autocast with gradient scaling (CUDA).
+    ``progress``: a live tqdm bar (main process); ``history``: a list that receives
+    {"iteration", "lr", <losses>} per iteration (for training curves)."""
     logger = logger or logging.getLogger("atss_core.trainer")
     meters = MetricLogger(delimiter="  ")
     start_iter = arguments["iteration"]
@@ -29,6 +32,8 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
     logger.info("start training at iteration %d of %d (%d process(es))", start_iter, max_iter, get_world_size())
     model.train()
     scaler = make_grad_scaler(use_amp)
+    bar = tqdm(total=max_iter, initial=start_iter, desc="training", unit="it",
+               disable=not (progress and get_rank() == 0))
     start_training_time = time.time()
     end = time.time()
     for iteration, (images, targets, _) in enumerate(data_loader, start_iter + 1):
@@ -55,6 +60,10 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
         batch_time = time.time() - end
         end = time.time()
         meters.update(time=batch_time, data=data_time)
+        if history is not None:
+            history.append(dict({k: float(v) for k, v in reduced.items()}, iteration=iteration, lr=lr))
+        bar.update(1)
+        bar.set_postfix(loss="{:.3f}".format(meters.loss.median), lr="{:.5f}".format(lr))
         if iteration % log_period == 0 or iteration == max_iter or iteration == start_iter + 1:
             eta = datetime.timedelta(seconds=int(meters.time.global_avg * (max_iter - iteration)))
             logger.info("eta: %s  iter: %d/%d  %s  lr: %.6f  max mem: %.0f MB", eta, iteration, max_iter, meters, lr,
@@ -63,6 +72,7 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
             checkpointer.save("model_{:07d}".format(iteration), **arguments)
         if iteration == max_iter:
             checkpointer.save("model_final", **arguments)
+    bar.close()
     total = time.time() - start_training_time
     done = max(arguments["iteration"] - start_iter, 1)
     logger.info("total training time: %s (%.4f s / it)", datetime.timedelta(seconds=int(total)), total / done)

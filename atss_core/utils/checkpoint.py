@@ -89,7 +89,7 @@ class Checkpointer:
         self._load_model(checkpoint)
         ignored = sorted(k for k in checkpoint if k not in ("model",))
         if ignored:
-            self.logger.info("weights only: ignored %s of %s (training restarts at iteration 0)", ", ".join(ignored), f)
+            self.logger.info("weights only: %s of %s not used (a training run starts at iteration 0)", ", ".join(ignored), f)
         return {}
 
     def _load_file(self, f):

@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""The quickstart (`make demo`): synthetic data -> train ATSS on the CPU -> COCO evaluation ->
+annotated images, training curves and metrics in one output folder.
+
+    python tools/quickstart.py [--output output/quickstart] [KEY VALUE ...]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from atss_core.config import cfg as default_cfg  # noqa: E402
+from atss_core.data.build import make_data_loader  # noqa: E402
+from atss_core.data.synthetic import CLASSES, make_synthetic_dataset  # noqa: E402
+from atss_core.engine.inference import inference  # noqa: E402
+from atss_core.engine.trainer import do_train  # noqa: E402
+from atss_core.modeling.detector import build_detection_model  # noqa: E402
+from atss_core.solver import make_lr_scheduler, make_optimizer  # noqa: E402
+from atss_core.utils.checkpoint import Checkpointer  # noqa: E402
+from atss_core.utils.logger import setup_logger  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "configs", "quickstart", "atss_R_18_synthetic.yaml")
+DATA_DIR = os.path.join(ROOT, "datasets", "synthetic")
+
+
+def plot_history(history, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    its = [h["iteration"] for h in history]
+    fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for key in ("loss_cls", "loss_reg", "loss_centerness"):
+        ax_loss.plot(its, [h[key] for h in history], label=key, linewidth=0.8)
+    ax_loss.plot(its, [h["loss_cls"] + h["loss_reg"] + h["loss_centerness"] for h in history], label="total",
+                 linewidth=1.2, color="black")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend()
+    ax_loss.grid(alpha=0.3)
+    ax_lr.plot(its, [h["lr"] for h in history], color="tab:purple")
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_xlabel("iteration")
+    ax_lr.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", default=os.path.join(ROOT, "output", "quickstart"))
+    parser.add_argument("--num-images", type=int, default=12, help="validation images to draw")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
+    args = parser.parse_args()
+
+    os.chdir(ROOT)  # the config names datasets/synthetic relative to the repository
+    cfg = default_cfg.clone()
+    cfg.merge_from_file(CONFIG)
+    cfg.merge_from_list(["OUTPUT_DIR", args.output] + (args.opts or []))
+    cfg.freeze()
+    logger = setup_logger("atss_core", cfg.OUTPUT_DIR, 0)
+    torch.manual_seed(0)
+
+    if not os.path.isfile(os.path.join(DATA_DIR, "annotations", "instances_val.json")):
+        logger.info("generating the synthetic dataset in %s ...", DATA_DIR)
+        make_synthetic_dataset(DATA_DIR)
+
+    start = time.time()
+    model = build_detection_model(cfg)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_lr_scheduler(cfg, optimizer)
+    checkpointer = Checkpointer(cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR, logger=logger)
+    arguments = {"iteration": 0}
+    arguments.update({k: v for k, v in checkpointer.load(cfg.MODEL.WEIGHT).items() if k == "iteration"})
+    history_path = os.path.join(cfg.OUTPUT_DIR, "training_history.json")
+    history = json.load(open(history_path)) if arguments["iteration"] and os.path.isfile(history_path) else []
+    if arguments["iteration"] < cfg.SOLVER.MAX_ITER:
+        loader = make_data_loader(cfg, is_train=True, start_iter=arguments["iteration"])
+        do_train(model, loader, optimizer, scheduler, checkpointer, torch.device(cfg.MODEL.DEVICE),
+                 cfg.SOLVER.CHECKPOINT_PERIOD, arguments, log_period=100, logger=logger, progress=True,
+                 history=history)
+        with open(history_path, "w") as f:
+            json.dump(history, f)
+    train_time = time.time() - start
+
+    (loader,) = make_data_loader(cfg, is_train=False)
+    report = inference(model, loader, cfg.DATASETS.TEST[0], torch.device(cfg.MODEL.DEVICE),
+                       output_folder=os.path.join(cfg.OUTPUT_DIR, "inference"), logger=logger)
+    metrics = dict(report, train_seconds=round(train_time, 1), iterations=cfg.SOLVER.MAX_ITER)
+    with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    if history:
+        plot_history(history, os.path.join(cfg.OUTPUT_DIR, "training_curves.png"))
+
+    sys.path.insert(0, os.path.join(ROOT, "demo"))
+    from predictor import ATSSDemo
+    import cv2
+
+    demo = ATSSDemo(cfg, weights=os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), confidence_threshold=0.4,
+                    class_names=("__background__",) + CLASSES)
+    drawn = os.path.join(cfg.OUTPUT_DIR, "detections")
+    os.makedirs(drawn, exist_ok=True)
+    dataset = loader.dataset
+    for index in range(min(args.num_images, len(dataset))):
+        info = dataset.get_img_info(index)
+        image = cv2.imread(os.path.join(dataset.root, info["file_name"]))
+        annotated, _ = demo.run_on_opencv_image(image)
+        cv2.imwrite(os.path.join(drawn, os.path.splitext(info["file_name"])[0] + ".jpg"),
+                    cv2.resize(annotated, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST))
+
+    bbox = report["bbox"]
+    print("\nquickstart finished in {:.0f} s (training {:.0f} s)".format(time.time() - start, train_time))
+    print("COCO AP on the synthetic validation split:")
+    print("  " + "  ".join("{} {:.3f}".format(k, v) for k, v in bbox.items()))
+    print("outputs in {}:".format(cfg.OUTPUT_DIR))
+    for name in ("model_final.pth", "metrics.json", "training_curves.png", "detections/", "inference/bbox.json",
+                 "log.txt"):
+        print("  " + name)
+
+
+if __name__ == "__main__":
+    main()
