@@ -30,9 +30,6 @@ class DFConv2d(nn.Module):
         conv_class = ModulatedDeformConv if with_modulated_dcn else DeformConv
         self.conv = conv_class(in_channels, out_channels, kernel_size=kernel_size, stride=stride, padding=padding,
                                dilation=dilation, groups=groups, deformable_groups=deformable_groups, bias=bias)
-        self.stride = stride
-        self.padding = padding
-        self.dilation = dilation
 
     def forward(self, x):
         if not self.with_modulated_dcn:

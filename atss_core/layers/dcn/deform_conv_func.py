@@ -12,8 +12,6 @@ class _DeformConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups):
         ctx.conv_args = (stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], groups, deformable_groups)
-        ctx.has_mask = mask is not None
-        ctx.has_bias = bias is not None
         ctx.save_for_backward(input, offset, mask, weight, bias)
         return _C.deform_conv_forward(input, weight, offset, mask, bias, *ctx.conv_args)
 

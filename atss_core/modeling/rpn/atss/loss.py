@@ -31,11 +31,15 @@ def _centre_distances(anchor_centres, gt_boxes):
     return (anchor_centres[:, None, :] - _centres(gt_boxes)[None, :, :]).pow(2).sum(-1).sqrt()
 
 
+def _ltrb(points, boxes):
+    """Distances [..., 4] from points [..., 2] to the left, top, right, bottom sides of boxes [..., 4] (broadcast)."""
+    return torch.stack([points[..., 0] - boxes[..., 0], points[..., 1] - boxes[..., 1],
+                        boxes[..., 2] - points[..., 0], boxes[..., 3] - points[..., 1]], dim=-1)
+
+
 def _inside(points, boxes, margin=0.01):
     """Whether points [..., 2] lie inside boxes [..., 4] (broadcast) by more than ``margin``."""
-    ltrb = torch.stack([points[..., 0] - boxes[..., 0], points[..., 1] - boxes[..., 1],
-                        boxes[..., 2] - points[..., 0], boxes[..., 3] - points[..., 1]], dim=-1)
-    return ltrb.min(dim=-1).values > margin
+    return _ltrb(points, boxes).min(dim=-1).values > margin
 
 
 def _best_positive_gt(ious, is_pos):
@@ -93,8 +97,7 @@ def assign_ssc(anchors, num_anchors_per_level, gt_boxes, gt_areas):
     points = _centres(anchors)
     sizes = torch.cat([points.new_tensor(SSC_OBJECT_SIZES[level]).expand(count, 2)
                        for level, count in enumerate(num_anchors_per_level)], dim=0)
-    ltrb = torch.stack([points[:, None, 0] - gt_boxes[None, :, 0], points[:, None, 1] - gt_boxes[None, :, 1],
-                        gt_boxes[None, :, 2] - points[:, None, 0], gt_boxes[None, :, 3] - points[:, None, 1]], dim=2)
+    ltrb = _ltrb(points[:, None, :], gt_boxes)  # [A, G, 4]
     inside = ltrb.min(dim=2).values > 0.01
     largest = ltrb.max(dim=2).values
     in_level = (largest >= sizes[:, [0]]) & (largest <= sizes[:, [1]])
@@ -155,11 +158,13 @@ class ATSSLossComputation:
 
     def assign(self, anchors_per_level, targets_per_image):
         """[A] gt index / BACKGROUND / IGNORE for one image (anchors as a list of per-level BoxLists)."""
-        anchors = cat_boxlist(anchors_per_level).bbox
+        return self._assign(cat_boxlist(anchors_per_level).bbox, [len(a) for a in anchors_per_level],
+                            targets_per_image)
+
+    def _assign(self, anchors, counts, targets_per_image):
         gt_boxes = targets_per_image.convert("xyxy").bbox
         if gt_boxes.shape[0] == 0:
             return torch.full((anchors.shape[0],), BACKGROUND, dtype=torch.int64, device=anchors.device)
-        counts = [len(a) for a in anchors_per_level]
         if self.positive_type == "ATSS":
             return assign_atss(anchors, counts, gt_boxes, self.topk * self.num_anchors_per_loc)
         if self.positive_type == "SSC":
@@ -172,8 +177,8 @@ class ATSSLossComputation:
         """Per image: labels [A] (0 background, -1 ignore, else class) and regression targets [A, 4]."""
         labels, reg_targets = [], []
         for targets_per_image, anchors_per_image in zip(targets, anchors):
-            gt_index = self.assign(anchors_per_image, targets_per_image)
             anchor_boxes = cat_boxlist(anchors_per_image).bbox
+            gt_index = self._assign(anchor_boxes, [len(a) for a in anchors_per_image], targets_per_image)
             gt_labels = targets_per_image.get_field("labels")
             gt_boxes = targets_per_image.convert("xyxy").bbox
             if gt_boxes.shape[0] == 0:  # no objects: every anchor is background, regression unused
