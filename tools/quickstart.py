@@ -18,11 +18,8 @@ from atss_core.config import cfg as default_cfg  # noqa: E402
 from atss_core.data.build import make_data_loader  # noqa: E402
 from atss_core.data.synthetic import CLASSES, make_synthetic_dataset  # noqa: E402
 from atss_core.engine.inference import inference  # noqa: E402
-from atss_core.engine.trainer import do_train  # noqa: E402
-from atss_core.modeling.detector import build_detection_model  # noqa: E402
-from atss_core.solver import make_lr_scheduler, make_optimizer  # noqa: E402
-from atss_core.utils.checkpoint import Checkpointer  # noqa: E402
 from atss_core.utils.logger import setup_logger  # noqa: E402
+from train_net import train  # noqa: E402  (tools/ is on sys.path when this script runs)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "quickstart", "atss_R_18_synthetic.yaml")
@@ -73,21 +70,15 @@ def main():
         make_synthetic_dataset(DATA_DIR)
 
     start = time.time()
-    model = build_detection_model(cfg)
-    optimizer = make_optimizer(cfg, model)
-    scheduler = make_lr_scheduler(cfg, optimizer)
-    checkpointer = Checkpointer(cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR, logger=logger)
-    arguments = {"iteration": 0}
-    arguments.update({k: v for k, v in checkpointer.load(cfg.MODEL.WEIGHT).items() if k == "iteration"})
     history_path = os.path.join(cfg.OUTPUT_DIR, "training_history.json")
-    history = json.load(open(history_path)) if arguments["iteration"] and os.path.isfile(history_path) else []
-    if arguments["iteration"] < cfg.SOLVER.MAX_ITER:
-        loader = make_data_loader(cfg, is_train=True, start_iter=arguments["iteration"])
-        do_train(model, loader, optimizer, scheduler, checkpointer, torch.device(cfg.MODEL.DEVICE),
-                 cfg.SOLVER.CHECKPOINT_PERIOD, arguments, log_period=100, logger=logger, progress=True,
-                 history=history)
-        with open(history_path, "w") as f:
-            json.dump(history, f)
+    history = []
+    if os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")) and os.path.isfile(history_path):
+        with open(history_path) as f:
+            history = json.load(f)  # a resumed run continues its curves
+    model = train(cfg, local_rank=0, distributed=False, logger=logger, log_period=100, progress=True,
+                  history=history)
+    with open(history_path, "w") as f:
+        json.dump(history, f)
     train_time = time.time() - start
 
     (loader,) = make_data_loader(cfg, is_train=False)

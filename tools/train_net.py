@@ -20,7 +20,9 @@ from atss_core.utils.checkpoint import Checkpointer
 from atss_core.utils.comm import get_rank
 
 
-def train(cfg, local_rank, distributed, logger):
+def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, history=None):
+    """Builds the model, resumes or loads MODEL.WEIGHT, and trains to SOLVER.MAX_ITER
+    (``progress``/``history``: see do_train). Returns the model (DDP-wrapped when distributed)."""
     model = build_detection_model(cfg)
     device = torch.device(cfg.MODEL.DEVICE)
     model.to(device)
@@ -39,7 +41,8 @@ def train(cfg, local_rank, distributed, logger):
         return model
     data_loader = make_data_loader(cfg, is_train=True, start_iter=arguments["iteration"])
     do_train(model, data_loader, optimizer, scheduler, checkpointer, device, cfg.SOLVER.CHECKPOINT_PERIOD,
-             arguments, logger=logger, use_amp=cfg.DTYPE == "float16")
+             arguments, log_period=log_period, logger=logger, use_amp=cfg.DTYPE == "float16", progress=progress,
+             history=history)
     return model
 
 
