@@ -61,7 +61,14 @@ def setup(args, name):
             f.write(cfg.dump())
         logger.info("merged config saved to %s", path)
     if cfg.TEST.BBOX_AUG.ENABLED:
-        raise SystemExit("TEST.BBOX_AUG (multi-scale + flip test) is not implemented yet in atss_core")
+        from atss_core.engine.bbox_aug import augmentation_runs
+
+        try:
+            runs = augmentation_runs(cfg)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+        logger.info("test-time augmentation: %d runs per image (min size, max size, flip, size range): %s",
+                    len(runs), runs)
     from atss_core.engine.precision import check_dtype
 
     try:
@@ -84,6 +91,7 @@ def run_test(cfg, model, distributed, logger):
         folder = os.path.join(cfg.OUTPUT_DIR, "inference", name.replace("/", "_").replace(":", "_")) \
             if cfg.OUTPUT_DIR else None
         reports[name] = inference(model, loader, name, torch.device(cfg.MODEL.DEVICE), output_folder=folder,
-                                  logger=logger, use_amp=cfg.DTYPE == "float16")
+                                  logger=logger, use_amp=cfg.DTYPE == "float16",
+                                  bbox_aug_cfg=cfg if cfg.TEST.BBOX_AUG.ENABLED else None)
         synchronize()
     return reports

@@ -8,7 +8,7 @@ from atss_core.config.paths_catalog import DatasetCatalog
 from atss_core.utils.comm import get_rank, get_world_size
 
 from . import datasets as D
-from .collate_batch import BatchCollator
+from .collate_batch import BatchCollator, BBoxAugCollator
 from .datasets.concat_dataset import ConcatDataset
 from .samplers import DistributedSampler, GroupedBatchSampler, IterationBasedBatchSampler
 from .transforms import build_transforms
@@ -73,7 +73,9 @@ def make_data_loader(cfg, is_train=True, start_iter=0):
         per_process = images_per_process(cfg.TEST.IMS_PER_BATCH, "TEST.IMS_PER_BATCH")
         num_iters, shuffle, start_iter = None, False, 0
     names = cfg.DATASETS.TRAIN if is_train else cfg.DATASETS.TEST
-    datasets = build_dataset(names, build_transforms(cfg, is_train), is_train)
+    bbox_aug = not is_train and cfg.TEST.BBOX_AUG.ENABLED  # the raw images go to engine/bbox_aug.py
+    datasets = build_dataset(names, None if bbox_aug else build_transforms(cfg, is_train), is_train)
+    collator = BBoxAugCollator() if bbox_aug else BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY)
     loaders = []
     for dataset in datasets:
         if len(dataset) == 0:
@@ -83,7 +85,7 @@ def make_data_loader(cfg, is_train=True, start_iter=0):
                                                 per_process, num_iters, start_iter)
         loaders.append(torch.utils.data.DataLoader(
             dataset, num_workers=cfg.DATALOADER.NUM_WORKERS, batch_sampler=batch_sampler,
-            collate_fn=BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY)))
+            collate_fn=collator))
         logger.info("%s: %d images, %d per process and batch", names, len(dataset), per_process)
     if is_train:
         return loaders[0]

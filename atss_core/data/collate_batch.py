@@ -1,4 +1,5 @@
-"""Collates (image, target, index) samples into a padded ImageList batch."""
+"""Collates (image, target, index) samples: a padded ImageList batch, or the raw images for
+test-time augmentation."""
 from atss_core.structures.image_list import to_image_list
 
 
@@ -11,3 +12,11 @@ class BatchCollator:
     def __call__(self, batch):
         images, targets, indices = zip(*batch)
         return to_image_list(list(images), self.size_divisible), targets, indices
+
+
+class BBoxAugCollator:
+    """Keeps the untransformed images as a list: test-time augmentation transforms them itself."""
+
+    def __call__(self, batch):
+        images, targets, indices = zip(*batch)
+        return list(images), targets, indices

@@ -8,18 +8,24 @@ import torch
 from tqdm import tqdm
 
 from atss_core.data.datasets.evaluation import evaluate
+from atss_core.engine.bbox_aug import im_detect_bbox_aug
 from atss_core.engine.precision import autocast_context
 from atss_core.utils.comm import all_gather, is_main_process, synchronize
 
 
-def compute_on_dataset(model, data_loader, device, show_progress=True, use_amp=False):
+def compute_on_dataset(model, data_loader, device, show_progress=True, use_amp=False, bbox_aug_cfg=None):
+    """{dataset index: BoxList on the CPU}. With ``bbox_aug_cfg`` (a config with
+    TEST.BBOX_AUG.ENABLED) the loader yields raw images and the test-time augmentation runs."""
     model.eval()
     results = {}
     cpu = torch.device("cpu")
     for images, _, indices in tqdm(data_loader, disable=not (show_progress and is_main_process()),
                                    desc="inference", unit="batch"):
-        with torch.no_grad(), autocast_context(use_amp):
-            outputs = model(images.to(device))
+        if bbox_aug_cfg is not None:
+            outputs = im_detect_bbox_aug(model, images, device, bbox_aug_cfg, use_amp=use_amp)
+        else:
+            with torch.no_grad(), autocast_context(use_amp):
+                outputs = model(images.to(device))
         results.update({index: output.to(cpu) for index, output in zip(indices, outputs)})
     return results
 
@@ -37,14 +43,16 @@ def accumulate_predictions(predictions_per_process, logger):
     return [predictions[i] for i in indices]
 
 
-def inference(model, data_loader, dataset_name, device, output_folder=None, logger=None, use_amp=False):
+def inference(model, data_loader, dataset_name, device, output_folder=None, logger=None, use_amp=False,
+              bbox_aug_cfg=None):
     """Returns the evaluation report on the main process (None elsewhere); writes
-    predictions.pth, bbox.json and the metrics to ``output_folder``."""
+    predictions.pth, bbox.json and the metrics to ``output_folder``. ``bbox_aug_cfg``: see
+    :func:`compute_on_dataset`."""
     logger = logger or logging.getLogger("atss_core.inference")
     dataset = data_loader.dataset
     logger.info("evaluating on %s (%d images)", dataset_name, len(dataset))
     start = time.time()
-    predictions = compute_on_dataset(model, data_loader, device, use_amp=use_amp)
+    predictions = compute_on_dataset(model, data_loader, device, use_amp=use_amp, bbox_aug_cfg=bbox_aug_cfg)
     synchronize()
     elapsed = time.time() - start
     predictions = accumulate_predictions(predictions, logger)

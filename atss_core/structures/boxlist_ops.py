@@ -31,6 +31,16 @@ def boxlist_ml_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores", 
     return boxlist[keep].convert(mode)
 
 
+def keep_top_detections(boxlist, detections_per_img):
+    """The ``detections_per_img`` best boxes (all boxes tied with the last one kept)."""
+    count = len(boxlist)
+    if not count > detections_per_img > 0:
+        return boxlist
+    scores = boxlist.get_field("scores")
+    image_thresh, _ = torch.kthvalue(scores.cpu(), count - detections_per_img + 1)
+    return boxlist[torch.nonzero(scores >= image_thresh.item()).squeeze(1)]
+
+
 def remove_small_boxes(boxlist, min_size):
     """Drops boxes whose width or height (with the +1 convention) is below ``min_size``."""
     _, _, ws, hs = boxlist.convert("xywh").bbox.unbind(dim=1)

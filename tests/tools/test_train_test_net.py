@@ -118,6 +118,19 @@ def test_train_checkpoint_resume_and_evaluate(setup_files):
     again = json.loads((base / "eval" / "inference" / os.listdir(base / "eval" / "inference")[0]
                         / "coco_metrics.json").read_text())
     assert again["bbox"] == pytest.approx(metrics["bbox"])
+    # the multi-scale + flip test, merged by soft voting and by plain NMS of the raw boxes
+    for vote in ("True", "False"):
+        tta = base / "tta_vote_{}".format(vote)
+        log = run("test_net.py", config, tta, dataset, "MODEL.WEIGHT", str(out / "model_final.pth"),
+                  "TEST.BBOX_AUG.ENABLED", "True", "TEST.BBOX_AUG.H_FLIP", "True", "TEST.BBOX_AUG.SCALES", "(48, 96)",
+                  "TEST.BBOX_AUG.MAX_SIZE", "160", "TEST.BBOX_AUG.SCALE_H_FLIP", "True",
+                  "TEST.BBOX_AUG.VOTE", vote, "TEST.BBOX_AUG.MERGE_TYPE", "soft-vote")
+        assert "test-time augmentation: 6 runs per image" in log
+        folder = tta / "inference" / os.listdir(tta / "inference")[0]
+        predictions = torch.load(folder / "predictions.pth", weights_only=False)
+        assert [p.size for p in predictions] == [(64, 64)] * 6
+        assert all(len(p) <= 100 for p in predictions)
+        assert set(json.loads((folder / "coco_metrics.json").read_text())["bbox"]) >= {"AP", "AP50"}
 
 
 def test_two_process_gloo_training_with_torchrun(setup_files):

@@ -4,7 +4,7 @@ from torch import nn
 
 from atss_core.modeling.rpn.utils import permute_and_flatten
 from atss_core.structures.bounding_box import BoxList
-from atss_core.structures.boxlist_ops import boxlist_ml_nms, cat_boxlist, remove_small_boxes
+from atss_core.structures.boxlist_ops import boxlist_ml_nms, cat_boxlist, keep_top_detections, remove_small_boxes
 
 
 class ATSSPostProcessor(nn.Module):
@@ -67,12 +67,7 @@ class ATSSPostProcessor(nn.Module):
         results = []
         for boxlist in boxlists:
             result = boxlist_ml_nms(boxlist, self.nms_thresh)
-            count = len(result)
-            if count > self.fpn_post_nms_top_n > 0:
-                scores = result.get_field("scores")
-                image_thresh, _ = torch.kthvalue(scores.cpu(), count - self.fpn_post_nms_top_n + 1)
-                result = result[torch.nonzero(scores >= image_thresh.item()).squeeze(1)]
-            results.append(result)
+            results.append(keep_top_detections(result, self.fpn_post_nms_top_n))
         return results
 
 

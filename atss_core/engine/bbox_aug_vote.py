@@ -1,0 +1,95 @@
+"""Merging the detections of several test-time transforms of one image: box voting.
+
+Both merges work on the boxes of one class, greedily from the highest score: the boxes whose
+IoU with the current best remaining box is at least ``vote_th`` form its cluster and leave the
+pool. ``bbox_vote`` replaces a cluster by one box, the score-weighted mean of its members, with
+the best member's score. ``soft_bbox_vote`` does the same and also keeps the other members with
+their scores decayed by (1 - IoU with the best box) when that stays >= ``score_th``.
+"""
+import torch
+
+from atss_core.structures.bounding_box import BoxList
+from atss_core.structures.boxlist_ops import box_iou_legacy, boxlist_ml_nms, cat_boxlist, keep_top_detections
+
+
+def _vote_clusters(boxes, scores, vote_th):
+    """Yields (member indices, their IoU with the cluster's best box) in descending best score;
+    indices refer to ``boxes`` sorted by descending score (returned first)."""
+    order = scores.argsort(descending=True)
+    boxes, scores = boxes[order], scores[order]
+    iou = box_iou_legacy(boxes, boxes)
+    remaining = torch.ones(len(boxes), dtype=torch.bool, device=boxes.device)
+    clusters = []
+    for best in range(len(boxes)):
+        if not remaining[best]:
+            continue
+        members = remaining & (iou[best] >= vote_th)
+        members[best] = True  # a degenerate box still forms its own cluster
+        remaining &= ~members
+        indices = members.nonzero().squeeze(1)
+        clusters.append((indices, iou[best, indices]))
+    return boxes, scores, clusters
+
+
+def _weighted_mean_box(boxes, scores):
+    return (boxes * scores[:, None]).sum(0) / scores.sum()
+
+
+def bbox_vote(boxes, scores, vote_th):
+    """[N, 4] xyxy boxes and [N] scores -> merged (boxes, scores), by descending score."""
+    if len(boxes) == 0:
+        return boxes, scores
+    boxes, scores, clusters = _vote_clusters(boxes, scores, vote_th)
+    merged_boxes = torch.stack([_weighted_mean_box(boxes[idx], scores[idx]) for idx, _ in clusters])
+    merged_scores = torch.stack([scores[idx].max() for idx, _ in clusters])
+    return merged_boxes, merged_scores
+
+
+def soft_bbox_vote(boxes, scores, vote_th, score_th):
+    """Like :func:`bbox_vote`, plus each cluster's members with scores decayed by
+    (1 - IoU with the cluster's best box), kept when the decayed score is >= ``score_th``."""
+    if len(boxes) == 0:
+        return boxes, scores
+    boxes, scores, clusters = _vote_clusters(boxes, scores, vote_th)
+    out_boxes, out_scores = [], []
+    for idx, iou_with_best in clusters:
+        if len(idx) == 1:
+            out_boxes.append(boxes[idx])
+            out_scores.append(scores[idx])
+            continue
+        out_boxes.append(_weighted_mean_box(boxes[idx], scores[idx])[None])
+        out_scores.append(scores[idx].max()[None])
+        decayed = scores[idx] * (1 - iou_with_best)
+        keep = decayed >= score_th
+        out_boxes.append(boxes[idx][keep])
+        out_scores.append(decayed[keep])
+    merged_boxes, merged_scores = torch.cat(out_boxes), torch.cat(out_scores)
+    order = merged_scores.argsort(descending=True)
+    return merged_boxes[order], merged_scores[order]
+
+
+def merge_detections(boxlist, nms_th, detections_per_img, vote=False, vote_th=0.66, merge_type="vote",
+                     score_th=0.05):
+    """All the detections of one image (from every transform, in one frame, with ``scores`` and
+    ``labels``) -> the final detections: multi-label NMS (``vote`` False) or per-class box
+    voting (``merge_type`` "vote" or "soft-vote"), then the ``detections_per_img`` best."""
+    if merge_type not in ("vote", "soft-vote"):
+        raise ValueError("TEST.BBOX_AUG.MERGE_TYPE must be 'vote' or 'soft-vote', got {!r}".format(merge_type))
+    boxlist = boxlist.convert("xyxy").copy_with_fields(["scores", "labels"])
+    if not vote:
+        return keep_top_detections(boxlist_ml_nms(boxlist, nms_th), detections_per_img)
+    labels, scores = boxlist.get_field("labels"), boxlist.get_field("scores")
+    per_class = []
+    for label in labels.unique(sorted=True).tolist():
+        inds = (labels == label).nonzero().squeeze(1)
+        if merge_type == "vote":
+            boxes_j, scores_j = bbox_vote(boxlist.bbox[inds], scores[inds], vote_th)
+        else:
+            boxes_j, scores_j = soft_bbox_vote(boxlist.bbox[inds], scores[inds], vote_th, score_th)
+        result = BoxList(boxes_j, boxlist.size, mode="xyxy")
+        result.add_field("scores", scores_j)
+        result.add_field("labels", torch.full((len(result),), label, dtype=labels.dtype, device=labels.device))
+        per_class.append(result)
+    if not per_class:
+        return boxlist
+    return keep_top_detections(cat_boxlist(per_class), detections_per_img)

@@ -1,0 +1,53 @@
+"""do_train on two gloo processes: the losses it logs are the averages over the processes."""
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from atss_core.engine.trainer import do_train
+from atss_core.structures.bounding_box import BoxList
+from atss_core.structures.image_list import to_image_list
+
+
+class RankScaledLoss(torch.nn.Module):
+    """loss_a = (rank + 1) * w and loss_b = 10 * (rank + 1) * w, so that every process sees a
+    different loss and the averages over two processes are 1.5 * w and 15 * w."""
+
+    def __init__(self, rank):
+        super().__init__()
+        self.rank = rank
+        self.w = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, images, targets):
+        scale = float(self.rank + 1)
+        return {"loss_a": scale * self.w, "loss_b": 10 * scale * self.w}
+
+
+class NoCheckpoint:
+    def save(self, name, **kwargs):
+        pass
+
+
+def _worker(rank, init_file, result_file):
+    dist.init_process_group("gloo", init_method="file://" + init_file, rank=rank, world_size=2)
+    try:
+        model = RankScaledLoss(rank)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # w stays 1: the losses stay known
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        batch = (to_image_list([torch.zeros(3, 8, 8)]), [BoxList(torch.zeros(0, 4), (8, 8))], (0,))
+        history = []
+        meters = do_train(model, [batch] * 3, optimizer, scheduler, NoCheckpoint(), torch.device("cpu"),
+                          checkpoint_period=0, arguments={"iteration": 0}, history=history)
+        torch.save({"history": history, "loss_global_avg": meters.loss.global_avg}, result_file.format(rank))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_logged_losses_are_averaged_over_processes(tmp_path):
+    result_file = str(tmp_path / "rank{}.pth")
+    mp.spawn(_worker, args=(str(tmp_path / "init"), result_file), nprocs=2, join=True)
+    for rank in range(2):
+        result = torch.load(result_file.format(rank))
+        assert [h["iteration"] for h in result["history"]] == [1, 2, 3]
+        for entry in result["history"]:
+            assert entry["loss_a"] == 1.5 and entry["loss_b"] == 15.0  # not this rank's own 1 / 2 and 10 / 20
+        assert result["loss_global_avg"] == 16.5
