@@ -6,6 +6,7 @@ REQS_STAMP := $(VENV)/.requirements-installed
 BUILD_STAMP := atss_core/.extension-built
 CSRC := $(shell find csrc -type f 2>/dev/null) setup.py
 PYTEST_ARGS ?=
+DATA ?= synthetic
 
 .PHONY: setup build test cuda-check benchmark demo clean
 
@@ -34,9 +35,10 @@ test: setup
 cuda-check: $(REQS_STAMP)
 	PYTHON=$(PY) bash .ci/cuda_compile_check.sh
 
-# the quickstart: synthetic data -> CPU training -> COCO AP -> pictures, curves, metrics
+# the quickstart: data -> CPU training -> COCO AP -> pictures, curves, metrics
+# (DATA=synthetic: generated shapes; DATA=real: the raccoon photographs in data/raccoon)
 demo: setup
-	$(PY) tools/quickstart.py
+	$(PY) tools/quickstart.py --data $(DATA)
 
 benchmark: setup
 	$(PY) tools/benchmark.py --ops --json output/benchmark_ops.json

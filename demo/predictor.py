@@ -14,6 +14,27 @@ from atss_core.structures.image_list import to_image_list  # noqa: E402
 from atss_core.utils.checkpoint import Checkpointer  # noqa: E402
 
 
+# the 80 COCO categories in contiguous-label order (label k = COCO_CLASSES[k]), used when a
+# config has 81 classes and no names are given (the official checkpoints)
+COCO_CLASSES = (
+    "__background__", "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep",
+    "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
+    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed",
+    "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone", "microwave", "oven",
+    "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)
+
+
+def default_class_names(num_classes):
+    """COCO's names for an 81-class model, "class k" otherwise."""
+    if num_classes == len(COCO_CLASSES):
+        return list(COCO_CLASSES)
+    return ["__background__"] + ["class {}".format(k) for k in range(1, num_classes)]
+
+
 def _palette(index):
     rng = np.random.RandomState(index * 7919 + 17)
     return tuple(int(c) for c in rng.randint(64, 256, size=3))
@@ -24,7 +45,7 @@ class ATSSDemo:
 
     ``confidence_threshold``: a float for every class, or {class name or label: threshold}
     (classes not listed use ``default_threshold``). ``class_names``: names indexed by label
-    (label 0 = background); defaults to "class k"."""
+    (label 0 = background); defaults to COCO's names for 81 classes, "class k" otherwise."""
 
     def __init__(self, cfg, weights=None, confidence_threshold=0.5, class_names=None, default_threshold=0.5,
                  device=None):
@@ -38,8 +59,7 @@ class ATSSDemo:
         Checkpointer(self.cfg, self.model).load(weights, use_latest=False)
         self.transforms = build_transforms(self.cfg, is_train=False)
         num_classes = self.cfg.MODEL.ATSS.NUM_CLASSES
-        self.class_names = list(class_names) if class_names else ["__background__"] + [
-            "class {}".format(k) for k in range(1, num_classes)]
+        self.class_names = list(class_names) if class_names else default_class_names(num_classes)
         if len(self.class_names) != num_classes:
             raise ValueError("{} class names given for MODEL.ATSS.NUM_CLASSES = {} (background included)".format(
                 len(self.class_names), num_classes))

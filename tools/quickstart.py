@@ -1,8 +1,12 @@
 #!/usr/bin/env python
-"""The quickstart (`make demo`): synthetic data -> train ATSS on the CPU -> COCO evaluation ->
-annotated images, training curves and metrics in one output folder.
+"""The quickstart (`make demo`): data -> train ATSS on the CPU -> COCO evaluation -> annotated
+images, training curves and metrics in one output folder.
 
-    python tools/quickstart.py [--output output/quickstart] [KEY VALUE ...]
+    python tools/quickstart.py [--data synthetic|real] [--output DIR] [KEY VALUE ...]
+
+--data synthetic (default): generates the synthetic shapes dataset in datasets/synthetic and
+trains configs/quickstart/atss_R_18_synthetic.yaml. --data real: the raccoon photographs shipped
+in data/raccoon with configs/quickstart/atss_R_18_raccoon.yaml (`make demo DATA=real`).
 """
 import argparse
 import json
@@ -16,14 +20,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from atss_core.config import cfg as default_cfg  # noqa: E402
 from atss_core.data.build import make_data_loader  # noqa: E402
-from atss_core.data.synthetic import CLASSES, make_synthetic_dataset  # noqa: E402
+from atss_core.data.synthetic import make_synthetic_dataset  # noqa: E402
 from atss_core.engine.inference import inference  # noqa: E402
 from atss_core.utils.logger import setup_logger  # noqa: E402
 from train_net import train  # noqa: E402  (tools/ is on sys.path when this script runs)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "quickstart", "atss_R_18_synthetic.yaml")
-DATA_DIR = os.path.join(ROOT, "datasets", "synthetic")
+SYNTHETIC_DIR = os.path.join(ROOT, "datasets", "synthetic")
+# --data: (config, default output folder, what the validation split is called, drawing scale)
+RUNS = {
+    "synthetic": ("atss_R_18_synthetic.yaml", "quickstart", "the synthetic validation split", 3),
+    "real": ("atss_R_18_raccoon.yaml", "quickstart_real", "the raccoon validation photographs", 1),
+}
 
 
 def plot_history(history, path):
@@ -52,22 +60,27 @@ def plot_history(history, path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default=os.path.join(ROOT, "output", "quickstart"))
+    parser.add_argument("--data", choices=sorted(RUNS), default="synthetic",
+                        help="synthetic shapes (generated) or the shipped real photographs")
+    parser.add_argument("--output", default=None, help="output folder (default: output/quickstart[_real])")
     parser.add_argument("--num-images", type=int, default=12, help="validation images to draw")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     args = parser.parse_args()
 
-    os.chdir(ROOT)  # the config names datasets/synthetic relative to the repository
+    config_name, output_name, split_name, draw_scale = RUNS[args.data]
+    os.chdir(ROOT)  # the configs name their data relative to the repository
     cfg = default_cfg.clone()
-    cfg.merge_from_file(CONFIG)
-    cfg.merge_from_list(["OUTPUT_DIR", args.output] + (args.opts or []))
+    cfg.merge_from_file(os.path.join(ROOT, "configs", "quickstart", config_name))
+    output = args.output or os.path.join(ROOT, "output", output_name)
+    cfg.merge_from_list(["OUTPUT_DIR", output] + (args.opts or []))
     cfg.freeze()
     logger = setup_logger("atss_core", cfg.OUTPUT_DIR, 0)
     torch.manual_seed(0)
 
-    if not os.path.isfile(os.path.join(DATA_DIR, "annotations", "instances_val.json")):
-        logger.info("generating the synthetic dataset in %s ...", DATA_DIR)
-        make_synthetic_dataset(DATA_DIR)
+    if args.data == "synthetic" and not os.path.isfile(os.path.join(SYNTHETIC_DIR, "annotations",
+                                                                      "instances_val.json")):
+        logger.info("generating the synthetic dataset in %s ...", SYNTHETIC_DIR)
+        make_synthetic_dataset(SYNTHETIC_DIR)
 
     start = time.time()
     history_path = os.path.join(cfg.OUTPUT_DIR, "training_history.json")
@@ -94,21 +107,24 @@ def main():
     from predictor import ATSSDemo
     import cv2
 
+    dataset = loader.dataset
+    class_names = ("__background__",) + tuple(
+        dataset.categories[dataset.contiguous_category_id_to_json_id[label]]
+        for label in sorted(dataset.contiguous_category_id_to_json_id))
     demo = ATSSDemo(cfg, weights=os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), confidence_threshold=0.4,
-                    class_names=("__background__",) + CLASSES)
+                    class_names=class_names)
     drawn = os.path.join(cfg.OUTPUT_DIR, "detections")
     os.makedirs(drawn, exist_ok=True)
-    dataset = loader.dataset
     for index in range(min(args.num_images, len(dataset))):
         info = dataset.get_img_info(index)
         image = cv2.imread(os.path.join(dataset.root, info["file_name"]))
         annotated, _ = demo.run_on_opencv_image(image)
         cv2.imwrite(os.path.join(drawn, os.path.splitext(info["file_name"])[0] + ".jpg"),
-                    cv2.resize(annotated, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST))
+                    cv2.resize(annotated, None, fx=draw_scale, fy=draw_scale, interpolation=cv2.INTER_NEAREST))
 
     bbox = report["bbox"]
     print("\nquickstart finished in {:.0f} s (training {:.0f} s)".format(time.time() - start, train_time))
-    print("COCO AP on the synthetic validation split:")
+    print("COCO AP on {}:".format(split_name))
     print("  " + "  ".join("{} {:.3f}".format(k, v) for k, v in bbox.items()))
     print("outputs in {}:".format(cfg.OUTPUT_DIR))
     for name in ("model_final.pth", "metrics.json", "training_curves.png", "detections/", "inference/bbox.json",

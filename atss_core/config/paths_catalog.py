@@ -6,11 +6,16 @@ root ``$ATSS_DATA_DIR`` (default: ./datasets), laid out as in the official code
 dataset is named by its paths directly in DATASETS.TRAIN / DATASETS.TEST:
 ``coco:<image folder>:<annotation json>`` or ``voc:<VOC folder>:<split>``.
 
+The small real-photo set shipped with the repository (data/raccoon, one class) is registered
+as raccoon_train / raccoon_val (COCO json) and raccoon_voc_train / raccoon_voc_val (VOC xml);
+those names resolve inside the repository, whatever the data root.
+
 ``catalog://ImageNetPretrained/MSRA/R-50`` resolves to ``$ATSS_WEIGHTS_DIR/ImageNetPretrained/MSRA/R-50.pkl``
 (default directory: ~/.cache/atss_core/weights). Put the Detectron ImageNet files there.
 """
 import os
 
+SHIPPED_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "data")
 DEFAULT_WEIGHTS_DIR = os.path.join(os.path.expanduser("~"), ".cache", "atss_core", "weights")
 # the official (Detectron) download location, quoted in error messages
 DETECTRON_URL = "https://dl.fbaipublicfiles.com/detectron"
@@ -36,6 +41,13 @@ class DatasetCatalog:
         "voc_2012_val": {"data_dir": "voc/VOC2012", "split": "val"},
         "voc_2012_test": {"data_dir": "voc/VOC2012", "split": "test"},
     }
+    # shipped in the repository: resolved under SHIPPED_DATA_DIR
+    SHIPPED = {
+        "raccoon_train": _coco("raccoon/JPEGImages", "raccoon/annotations/instances_train.json"),
+        "raccoon_val": _coco("raccoon/JPEGImages", "raccoon/annotations/instances_val.json"),
+        "raccoon_voc_train": {"data_dir": "raccoon", "split": "train"},
+        "raccoon_voc_val": {"data_dir": "raccoon", "split": "val"},
+    }
 
     @staticmethod
     def data_dir():
@@ -52,11 +64,14 @@ class DatasetCatalog:
             if kind == "coco":
                 return {"factory": "COCODataset", "args": {"root": first, "ann_file": second}}
             return {"factory": "PascalVOCDataset", "args": {"data_dir": first, "split": second}}
-        if name not in DatasetCatalog.DATASETS:
+        if name in DatasetCatalog.SHIPPED:
+            attrs, root = DatasetCatalog.SHIPPED[name], SHIPPED_DATA_DIR
+        elif name in DatasetCatalog.DATASETS:
+            attrs, root = DatasetCatalog.DATASETS[name], DatasetCatalog.data_dir()
+        else:
+            known = sorted(DatasetCatalog.DATASETS) + sorted(DatasetCatalog.SHIPPED)
             raise KeyError("unknown dataset {!r}; known: {} (or give paths: coco:<images>:<json>, "
-                           "voc:<folder>:<split>)".format(name, ", ".join(sorted(DatasetCatalog.DATASETS))))
-        attrs = DatasetCatalog.DATASETS[name]
-        root = DatasetCatalog.data_dir()
+                           "voc:<folder>:<split>)".format(name, ", ".join(known)))
         if "ann_file" in attrs:
             return {"factory": "COCODataset", "args": {"root": os.path.join(root, attrs["img_dir"]),
                                                        "ann_file": os.path.join(root, attrs["ann_file"])}}

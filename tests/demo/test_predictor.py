@@ -11,7 +11,7 @@ from ..modeling.test_training import tiny_cfg
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "demo"))
-from predictor import ATSSDemo  # noqa: E402
+from predictor import ATSSDemo, default_class_names  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +51,10 @@ def test_per_class_thresholds(demo):
 def test_bad_images_are_rejected(demo):
     with pytest.raises(ValueError, match="expected an HxWx3 BGR image"):
         demo.compute_prediction(np.zeros((10, 10), dtype=np.uint8))
+
+
+def test_default_class_names_are_coco_for_81_classes():
+    names = default_class_names(81)
+    assert len(names) == 81 and names[0] == "__background__"
+    assert (names[1], names[3], names[80]) == ("person", "car", "toothbrush") and len(set(names)) == 81
+    assert default_class_names(3) == ["__background__", "class 1", "class 2"]
