@@ -76,4 +76,3 @@ def im_detect_bbox_aug(model, images, device, cfg, use_amp=False):
                                         vote=aug.VOTE, vote_th=aug.VOTE_TH, merge_type=aug.MERGE_TYPE,
                                         score_th=cfg.MODEL.ATSS.INFERENCE_TH))
     return results
-

@@ -13,8 +13,8 @@ from atss_core.structures.boxlist_ops import box_iou_legacy, boxlist_ml_nms, cat
 
 
 def _vote_clusters(boxes, scores, vote_th):
-    """Yields (member indices, their IoU with the cluster's best box) in descending best score;
-    indices refer to ``boxes`` sorted by descending score (returned first)."""
+    """(boxes and scores sorted by descending score, clusters): each cluster is (member indices
+    into the sorted boxes, their IoU with the cluster's best box), best clusters first."""
     order = scores.argsort(descending=True)
     boxes, scores = boxes[order], scores[order]
     iou = box_iou_legacy(boxes, boxes)
