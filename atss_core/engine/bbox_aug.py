@@ -9,7 +9,7 @@ empty). All boxes are mapped back to the original image and merged by :func:`mer
 import torch
 
 from atss_core.data.transforms import transforms as T
-from atss_core.structures.bounding_box import FLIP_LEFT_RIGHT, TO_REMOVE
+from atss_core.structures.bounding_box import FLIP_LEFT_RIGHT
 from atss_core.structures.boxlist_ops import cat_boxlist
 from atss_core.structures.image_list import to_image_list
 
@@ -41,8 +41,7 @@ def augmentation_runs(cfg):
 
 def _keep_sizes_within(boxlist, size_range):
     lo, hi = size_range
-    boxes = boxlist.convert("xyxy").bbox
-    area = (boxes[:, 2] - boxes[:, 0] + TO_REMOVE) * (boxes[:, 3] - boxes[:, 1] + TO_REMOVE)
+    area = boxlist.area()
     keep = ((area > lo * lo) & (area < hi * hi)).nonzero().squeeze(1)
     return boxlist[keep]
 
