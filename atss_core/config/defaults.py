@@ -253,7 +253,6 @@ _C.MODEL.ATSS.TOPK = 9  # candidates per level for ATSS / TOPK assignment
 _C.MODEL.ATSS.FG_IOU_THRESHOLD = 0.5  # POSITIVE_TYPE "IoU"
 _C.MODEL.ATSS.BG_IOU_THRESHOLD = 0.4
 _C.MODEL.ATSS.REGRESSION_TYPE = "BOX"  # "BOX" (anchor deltas) or "POINT" (l, t, r, b distances)
-_C.MODEL.ATSS.DETECTIONS_PER_IMG = 100
 
 # -----------------------------------------------------------------------------
 # Solver
@@ -281,7 +280,7 @@ _C.TEST = CN()
 _C.TEST.EXPECTED_RESULTS = []
 _C.TEST.EXPECTED_RESULTS_SIGMA_TOL = 4
 _C.TEST.IMS_PER_BATCH = 8  # global batch: divided by the number of processes
-_C.TEST.DETECTIONS_PER_IMG = 100
+_C.TEST.DETECTIONS_PER_IMG = 100  # cap per image after NMS (ATSS post-processor and the multi-scale test)
 
 # test-time augmentation (multi-scale + flip, box voting)
 _C.TEST.BBOX_AUG = CN()

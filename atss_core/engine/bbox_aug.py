@@ -1,10 +1,19 @@
 """Test-time augmentation (TEST.BBOX_AUG): the paper's multi-scale + flip test.
 
 The detector runs on the test scale (INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST), optionally on its
-horizontal flip (H_FLIP), and on every TEST.BBOX_AUG.SCALES entry with MAX_SIZE (and its flip
-with SCALE_H_FLIP). At an extra scale only the boxes whose sqrt(area), in the frame the network
-saw, lies within that scale's SCALE_RANGES entry are kept (no filter when SCALE_RANGES is
-empty). All boxes are mapped back to the original image and merged by :func:`merge_detections`.
+horizontal flip (H_FLIP), and on every TEST.BBOX_AUG.SCALES entry (and its flip with
+SCALE_H_FLIP). As in the official code, the two merges differ:
+
+- VOTE False: every run gives its raw per-level boxes (the post-processor skips NMS); they are
+  merged by multi-label NMS and capped at TEST.DETECTIONS_PER_IMG. Extra scales use
+  BBOX_AUG.MAX_SIZE and SCALE_RANGES is not used.
+- VOTE True: every run gives its final detections; an extra scale below 800 uses
+  INPUT.MAX_SIZE_TEST instead of BBOX_AUG.MAX_SIZE, and keeps only boxes whose area (+1
+  convention, in the frame the network saw) lies strictly between lo**2 and hi**2 of its
+  SCALE_RANGES entry; the merge is per-class voting (:mod:`.bbox_aug_vote`), capped at
+  MODEL.ATSS.PRE_NMS_TOP_N.
+
+Runs are merged in the frame of the first run, then mapped to the original image.
 """
 import torch
 
@@ -15,6 +24,9 @@ from atss_core.structures.image_list import to_image_list
 
 from .bbox_aug_vote import merge_detections
 from .precision import autocast_context
+
+# the official vote path caps the maximum size of extra scales below this at INPUT.MAX_SIZE_TEST
+SMALL_SCALE_LIMIT = 800
 
 
 def augmentation_runs(cfg):
@@ -32,10 +44,14 @@ def augmentation_runs(cfg):
     if aug.H_FLIP:
         runs.append((cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, True, None))
     for i, scale in enumerate(aug.SCALES):
-        size_range = ranges[i] if ranges else None
-        runs.append((scale, aug.MAX_SIZE, False, size_range))
+        max_size, size_range = aug.MAX_SIZE, None
+        if aug.VOTE:
+            if scale < SMALL_SCALE_LIMIT:
+                max_size = cfg.INPUT.MAX_SIZE_TEST
+            size_range = ranges[i] if ranges else None
+        runs.append((scale, max_size, False, size_range))
         if aug.SCALE_H_FLIP:
-            runs.append((scale, aug.MAX_SIZE, True, size_range))
+            runs.append((scale, max_size, True, size_range))
     return runs
 
 
@@ -54,7 +70,9 @@ def _detect(model, images, transform, size_divisible, device, use_amp):
 
 
 def im_detect_bbox_aug(model, images, device, cfg, use_amp=False):
-    """``images``: original BGR uint8 arrays (HxWx3) -> one BoxList per image, in its frame."""
+    """``images``: original BGR uint8 arrays (HxWx3) -> one BoxList per image, in its frame.
+    The model must have been built with the same TEST.BBOX_AUG settings (its post-processor
+    leaves NMS to the merge when VOTE is False)."""
     normalize = T.Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD, to_bgr255=cfg.INPUT.TO_BGR255)
     per_image = [[] for _ in images]
     for min_size, max_size, hflip, size_range in augmentation_runs(cfg):
@@ -66,12 +84,15 @@ def im_detect_bbox_aug(model, images, device, cfg, use_amp=False):
                 output = output.transpose(FLIP_LEFT_RIGHT)
             if size_range is not None:
                 output = _keep_sizes_within(output, size_range)
-            collected.append(output.resize(T.image_size(image)).copy_with_fields(["scores", "labels"]))
+            output = output.convert("xyxy").copy_with_fields(["scores", "labels"])
+            collected.append(output.resize(collected[0].size) if collected else output)
     aug = cfg.TEST.BBOX_AUG
     results = []
-    for collected in per_image:
-        merged = cat_boxlist([b.convert("xyxy") for b in collected])
-        results.append(merge_detections(merged, cfg.MODEL.ATSS.NMS_TH, cfg.MODEL.ATSS.DETECTIONS_PER_IMG,
-                                        vote=aug.VOTE, vote_th=aug.VOTE_TH, merge_type=aug.MERGE_TYPE,
-                                        score_th=cfg.MODEL.ATSS.INFERENCE_TH))
+    for image, collected in zip(images, per_image):
+        merged = cat_boxlist(collected)
+        merged = merge_detections(merged, cfg.MODEL.ATSS.NMS_TH, cfg.TEST.DETECTIONS_PER_IMG, vote=aug.VOTE,
+                                  vote_th=aug.VOTE_TH, merge_type=aug.MERGE_TYPE,
+                                  score_th=cfg.MODEL.ATSS.INFERENCE_TH, num_classes=cfg.MODEL.ATSS.NUM_CLASSES,
+                                  vote_detections_per_img=cfg.MODEL.ATSS.PRE_NMS_TOP_N)
+        results.append(merged.resize(T.image_size(image)))
     return results

@@ -9,7 +9,8 @@ their scores decayed by (1 - IoU with the best box) when that stays >= ``score_t
 import torch
 
 from atss_core.structures.bounding_box import BoxList
-from atss_core.structures.boxlist_ops import box_iou_legacy, boxlist_ml_nms, cat_boxlist, keep_top_detections
+from atss_core.structures.boxlist_ops import (box_iou_legacy, boxlist_ml_nms, boxlist_nms, cat_boxlist,
+                                              keep_top_detections)
 
 
 def _vote_clusters(boxes, scores, vote_th):
@@ -32,6 +33,8 @@ def _vote_clusters(boxes, scores, vote_th):
 
 
 def _weighted_mean_box(boxes, scores):
+    if len(boxes) == 1:  # a lone box stays exactly as it is
+        return boxes[0]
     return (boxes * scores[:, None]).sum(0) / scores.sum()
 
 
@@ -68,28 +71,44 @@ def soft_bbox_vote(boxes, scores, vote_th, score_th):
     return merged_boxes[order], merged_scores[order]
 
 
+MERGE_TYPES = ("nms", "vote", "soft-vote")
+
+
 def merge_detections(boxlist, nms_th, detections_per_img, vote=False, vote_th=0.66, merge_type="vote",
-                     score_th=0.05):
+                     score_th=0.05, num_classes=None, vote_detections_per_img=None):
     """All the detections of one image (from every transform, in one frame, with ``scores`` and
-    ``labels``) -> the final detections: multi-label NMS (``vote`` False) or per-class box
-    voting (``merge_type`` "vote" or "soft-vote"), then the ``detections_per_img`` best."""
-    if merge_type not in ("vote", "soft-vote"):
-        raise ValueError("TEST.BBOX_AUG.MERGE_TYPE must be 'vote' or 'soft-vote', got {!r}".format(merge_type))
+    ``labels``) -> the final detections.
+
+    ``vote`` False: multi-label NMS at ``nms_th``, then the ``detections_per_img`` best.
+    ``vote`` True: per class 1 .. ``num_classes`` - 1 (every label present when None), in class
+    order: ``merge_type`` "nms" (NMS at ``nms_th``), "vote" or "soft-vote" (nothing is merged when
+    ``nms_th`` <= 0, as officially), then the ``vote_detections_per_img`` best (the official
+    code bounds this cap by MODEL.ATSS.PRE_NMS_TOP_N)."""
+    if merge_type not in MERGE_TYPES:
+        raise ValueError("TEST.BBOX_AUG.MERGE_TYPE must be one of {}, got {!r}".format(
+            ", ".join(MERGE_TYPES), merge_type))
     boxlist = boxlist.convert("xyxy").copy_with_fields(["scores", "labels"])
     if not vote:
         return keep_top_detections(boxlist_ml_nms(boxlist, nms_th), detections_per_img)
     labels, scores = boxlist.get_field("labels"), boxlist.get_field("scores")
+    classes = range(1, num_classes) if num_classes is not None else labels.unique(sorted=True).tolist()
     per_class = []
-    for label in labels.unique(sorted=True).tolist():
+    for label in classes:
         inds = (labels == label).nonzero().squeeze(1)
-        if merge_type == "vote":
-            boxes_j, scores_j = bbox_vote(boxlist.bbox[inds], scores[inds], vote_th)
-        else:
-            boxes_j, scores_j = soft_bbox_vote(boxlist.bbox[inds], scores[inds], vote_th, score_th)
-        result = BoxList(boxes_j, boxlist.size, mode="xyxy")
-        result.add_field("scores", scores_j)
+        result = BoxList(boxlist.bbox[inds], boxlist.size, mode="xyxy")
+        result.add_field("scores", scores[inds])
+        if nms_th > 0 and merge_type == "nms":
+            result = boxlist_nms(result, nms_th)
+        elif nms_th > 0:
+            if merge_type == "vote":
+                boxes_j, scores_j = bbox_vote(result.bbox, result.get_field("scores"), vote_th)
+            else:
+                boxes_j, scores_j = soft_bbox_vote(result.bbox, result.get_field("scores"), vote_th, score_th)
+            result = BoxList(boxes_j, boxlist.size, mode="xyxy")
+            result.add_field("scores", scores_j)
         result.add_field("labels", torch.full((len(result),), label, dtype=labels.dtype, device=labels.device))
         per_class.append(result)
     if not per_class:
         return boxlist
-    return keep_top_detections(cat_boxlist(per_class), detections_per_img)
+    cap = detections_per_img if vote_detections_per_img is None else vote_detections_per_img
+    return keep_top_detections(cat_boxlist(per_class), cap)

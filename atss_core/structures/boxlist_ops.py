@@ -20,7 +20,9 @@ def boxlist_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores"):
 
 
 def boxlist_ml_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores", label_field="labels"):
-    """Like :func:`boxlist_nms`, but boxes only suppress boxes with the same ``label_field``."""
+    """Like :func:`boxlist_nms`, but boxes only suppress boxes with the same ``label_field``. The
+    kept boxes stay in their input order, as the official kernel returns them (the order in
+    which the multi-scale test then concatenates and votes)."""
     if nms_thresh <= 0:
         return boxlist
     mode = boxlist.mode
@@ -28,7 +30,7 @@ def boxlist_ml_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores", 
     keep = _box_ml_nms(boxlist.bbox, boxlist.get_field(score_field), boxlist.get_field(label_field), nms_thresh)
     if max_proposals > 0:
         keep = keep[:max_proposals]
-    return boxlist[keep].convert(mode)
+    return boxlist[keep.sort().values].convert(mode)
 
 
 def keep_top_detections(boxlist, detections_per_img):

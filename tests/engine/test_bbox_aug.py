@@ -117,6 +117,26 @@ def test_merge_votes_per_class_and_keeps_the_best_detections():
         merge_detections(dets, 0.6, 100, vote=True, merge_type="average")
 
 
+def test_merge_types_thresholds_and_caps_of_the_vote_path():
+    dets = _detections([[0, 0, 10, 10], [2, 0, 12, 10], [0, 0, 10, 10], [50, 50, 60, 60], [0, 0, 9, 9]],
+                       [0.9, 0.3, 0.8, 0.2, 0.4], [1, 1, 2, 2, 3])
+    # "nms": per-class NMS at nms_th (IoU of the first pair is 99 / 143 = 0.69)
+    nms = merge_detections(dets, nms_th=0.6, detections_per_img=100, vote=True, merge_type="nms")
+    assert sorted(nms.get_field("scores").tolist()) == pytest.approx([0.2, 0.4, 0.8, 0.9])
+    kept_pair = merge_detections(dets, nms_th=0.7, detections_per_img=100, vote=True, merge_type="nms")
+    assert len(kept_pair) == 5
+    # nms_th <= 0 merges nothing, as officially
+    assert len(merge_detections(dets, nms_th=0.0, detections_per_img=100, vote=True)) == 5
+    # only the classes 1 .. num_classes - 1 take part
+    two_classes = merge_detections(dets, nms_th=0.6, detections_per_img=100, vote=True, num_classes=3)
+    assert sorted(set(two_classes.get_field("labels").tolist())) == [1, 2]
+    # the vote path has its own cap (officially MODEL.ATSS.PRE_NMS_TOP_N), ties at the cut kept
+    capped = merge_detections(dets, nms_th=0.6, detections_per_img=100, vote=True, vote_detections_per_img=2)
+    assert sorted(capped.get_field("scores").tolist()) == pytest.approx([0.8, 0.9])
+    uncapped = merge_detections(dets, nms_th=0.6, detections_per_img=1, vote=True, vote_detections_per_img=10)
+    assert len(uncapped) == 4
+
+
 def aug_cfg(**overrides):
     cfg = default_cfg.clone()
     cfg.merge_from_list(["MODEL.DEVICE", "cpu", "INPUT.MIN_SIZE_TEST", 80, "INPUT.MAX_SIZE_TEST", 200,
@@ -127,11 +147,16 @@ def aug_cfg(**overrides):
 
 
 def test_augmentation_runs_follow_the_official_order():
-    cfg = aug_cfg(H_FLIP=True, SCALES=(60, 120), MAX_SIZE=300, SCALE_H_FLIP=True,
+    common = dict(H_FLIP=True, SCALES=(60, 900), MAX_SIZE=300, SCALE_H_FLIP=True,
                   SCALE_RANGES=((0, 64), (32, 10000)))
-    assert augmentation_runs(cfg) == [(80, 200, False, None), (80, 200, True, None),
-                                      (60, 300, False, (0, 64)), (60, 300, True, (0, 64)),
-                                      (120, 300, False, (32, 10000)), (120, 300, True, (32, 10000))]
+    # without voting: every extra scale at BBOX_AUG.MAX_SIZE, the size ranges unused
+    assert augmentation_runs(aug_cfg(**common)) == [(80, 200, False, None), (80, 200, True, None),
+                                                    (60, 300, False, None), (60, 300, True, None),
+                                                    (900, 300, False, None), (900, 300, True, None)]
+    # with voting: a scale below 800 keeps INPUT.MAX_SIZE_TEST, and each scale has its range
+    assert augmentation_runs(aug_cfg(VOTE=True, **common)) == [
+        (80, 200, False, None), (80, 200, True, None), (60, 200, False, (0, 64)), (60, 200, True, (0, 64)),
+        (900, 300, False, (32, 10000)), (900, 300, True, (32, 10000))]
     assert augmentation_runs(aug_cfg()) == [(80, 200, False, None)]
     with pytest.raises(ValueError, match="one \\(lo, hi\\) range per scale"):
         augmentation_runs(aug_cfg(SCALES=(60, 120), SCALE_RANGES=((0, 64),)))
@@ -170,8 +195,9 @@ def test_every_run_is_mapped_back_to_the_original_image():
         assert result.size == (image.shape[1], image.shape[0])
         assert len(result) == 1  # all six runs agree, so they vote into one box
         assert result.bbox[0].tolist() == pytest.approx(list(expected), abs=2.0)
-    # the best score is the largest input: scale 150 (a 240 px wide input for the first image)
-    assert results[0].get_field("scores").item() == pytest.approx(0.24)
+    # the best score is the largest input: scale 150, capped at INPUT.MAX_SIZE_TEST 200 since
+    # 150 < 800 (a 240 px wide input without the cap)
+    assert results[0].get_field("scores").item() == pytest.approx(0.2)
 
 
 def test_scale_ranges_drop_the_boxes_outside_them():

@@ -6,13 +6,18 @@ from atss_core.modeling.rpn.anchor_generator import AnchorGenerator, generate_an
 from atss_core.structures import to_image_list
 
 
-def test_cell_anchors_follow_detectron():
-    # stride 8, size 64, ratio 1: an 8x8 base box centred at 3.5 scaled by 8
-    assert generate_anchors(8, (64,), (1.0,)).tolist() == [[-28.0, -28.0, 35.0, 35.0]]
-    # on a 16 base centred at 7.5: ratio 0.5 gives w = round(sqrt(256 / 0.5)) = 23, h = round(11.5) = 12;
+def test_cell_anchors_follow_the_atss_code():
+    # the ATSS base box is (0.5, 0.5, stride - 0.5, stride - 0.5): stride 8 is centred at 4.0
+    # (Detectron's (0, 0, 7, 7) would be 3.5), and size 64 spans 4 -/+ 31.5
+    assert generate_anchors(8, (64,), (1.0,)).tolist() == [[-27.5, -27.5, 35.5, 35.5]]
+    # on a 16 base centred at 8: ratio 0.5 gives w = round(sqrt(256 / 0.5)) = 23, h = round(11.5) = 12;
     # ratio 2 gives w = round(sqrt(128)) = 11, h = 22
     anchors = generate_anchors(16, (16,), (0.5, 2.0))
-    assert anchors.tolist() == [[-3.5, 2.0, 18.5, 13.0], [2.5, -3.0, 12.5, 18.0]]
+    assert anchors.tolist() == [[-3.0, 2.5, 19.0, 13.5], [3.0, -2.5, 13.0, 18.5]]
+    # several sizes and ratios: ratio-major, then size (the channel order of official checkpoints)
+    anchors = generate_anchors(16, (16, 32), (0.5, 2.0))
+    assert anchors.tolist() == [[-3.0, 2.5, 19.0, 13.5], [-14.5, -3.5, 30.5, 19.5],
+                                [3.0, -2.5, 13.0, 18.5], [-2.5, -13.5, 18.5, 29.5]]
 
 
 def test_atss_generator_grid_and_visibility():

@@ -51,7 +51,7 @@ def test_ml_nms_keeps_overlaps_of_other_classes_and_caps_detections():
     cls[0, 1, 0, 0] = logit(0.6)  # other class on the same anchor: kept
     (result,) = postprocessor()([cls], [reg], [ctr], anchors)
     assert sorted(result.get_field("labels").tolist()) == [1, 1, 2]
-    (capped,) = postprocessor(**{"MODEL.ATSS.DETECTIONS_PER_IMG": 2})([cls], [reg], [ctr], anchors)
+    (capped,) = postprocessor(**{"TEST.DETECTIONS_PER_IMG": 2})([cls], [reg], [ctr], anchors)
     assert capped.get_field("scores").tolist() == pytest.approx([math.sqrt(0.45), math.sqrt(0.35)], rel=1e-5)
     (suppressed,) = postprocessor(**{"MODEL.ATSS.NMS_TH": 0.4})([cls], [reg], [ctr], anchors)
     assert sorted(suppressed.get_field("labels").tolist()) == [1, 2]

@@ -41,7 +41,9 @@ class COCODataset(torch.utils.data.Dataset):
             self.ids = [i for i in self.ids
                         if has_valid_annotation(self.coco.loadAnns(self.coco.getAnnIds(imgIds=i, iscrowd=None)))]
         self.categories = {cat["id"]: cat["name"] for cat in self.coco.cats.values()}
-        self.json_category_id_to_contiguous_id = {v: i + 1 for i, v in enumerate(sorted(self.coco.getCatIds()))}
+        # contiguous ids in the order of the json "categories" list (as the official code): the
+        # class channels of a checkpoint follow it
+        self.json_category_id_to_contiguous_id = {v: i + 1 for i, v in enumerate(self.coco.getCatIds())}
         self.contiguous_category_id_to_json_id = {v: k for k, v in self.json_category_id_to_contiguous_id.items()}
         self.id_to_img_map = dict(enumerate(self.ids))
         self._transforms = transforms

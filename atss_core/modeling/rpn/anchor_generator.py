@@ -1,4 +1,4 @@
-"""Anchors per FPN level, in the Detectron convention (integer pixel corners, +1 sizes)."""
+"""Anchors per FPN level: +1 sizes as in Detectron, but centred on stride / 2 as in the ATSS code."""
 import math
 
 import torch
@@ -31,9 +31,11 @@ def generate_anchors(stride, sizes, aspect_ratios):
     """[len(aspect_ratios) * len(sizes), 4] cell anchors centred on the first stride x stride cell.
 
     Widths/heights per aspect ratio are rounded on the stride-sized base box, then scaled
-    by size / stride (Detectron's algorithm, reproduced for checkpoint compatibility)."""
+    by size / stride, aspect-ratio major (the channel order of official checkpoints). The
+    base box is (0.5, 0.5, stride - 0.5, stride - 0.5) as in the ATSS code, so the centre is
+    stride / 2, half a pixel right of Detectron's (stride - 1) / 2."""
     base = float(stride)
-    ctr = 0.5 * (base - 1)
+    ctr = 0.5 * base
     ratios = torch.tensor(aspect_ratios, dtype=torch.float64)
     ws = torch.round(torch.sqrt(base * base / ratios))
     hs = torch.round(ws * ratios)

@@ -75,6 +75,6 @@ def make_atss_postprocessor(config, box_coder):
     atss = config.MODEL.ATSS
     return ATSSPostProcessor(
         pre_nms_thresh=atss.INFERENCE_TH, pre_nms_top_n=atss.PRE_NMS_TOP_N, nms_thresh=atss.NMS_TH,
-        fpn_post_nms_top_n=atss.DETECTIONS_PER_IMG, min_size=0, num_classes=atss.NUM_CLASSES, box_coder=box_coder,
+        fpn_post_nms_top_n=config.TEST.DETECTIONS_PER_IMG, min_size=0, num_classes=atss.NUM_CLASSES, box_coder=box_coder,
         bbox_aug_enabled=config.TEST.BBOX_AUG.ENABLED, bbox_aug_vote=config.TEST.BBOX_AUG.VOTE,
     )
