@@ -7,8 +7,8 @@ from .dcn import DeformConv, ModulatedDeformConv
 
 
 class DFConv2d(nn.Module):
-    """Deformable conv whose offsets (and, for DCNv2, mask) come from a zero-initialised
-    conv on the same input. Submodules ``offset`` and ``conv`` carry the official names.
+    """Deformable conv whose offsets (and, for DCNv2, mask) come from a conv on the same input,
+    initialised as officially (kaiming-uniform, a=1; bias 0). Submodules ``offset`` and ``conv`` carry the official names.
     Padding keeps the spatial size for stride 1 ("same" padding)."""
 
     def __init__(self, in_channels, out_channels, with_modulated_dcn=True, kernel_size=3, stride=1, groups=1,
@@ -25,7 +25,7 @@ class DFConv2d(nn.Module):
         offset_channels = deformable_groups * taps * (3 if with_modulated_dcn else 2)
         self.offset = nn.Conv2d(in_channels, offset_channels, kernel_size=kernel_size, stride=stride,
                                 padding=padding, groups=1, dilation=dilation)
-        nn.init.zeros_(self.offset.weight)
+        nn.init.kaiming_uniform_(self.offset.weight, a=1)
         nn.init.zeros_(self.offset.bias)
         conv_class = ModulatedDeformConv if with_modulated_dcn else DeformConv
         self.conv = conv_class(in_channels, out_channels, kernel_size=kernel_size, stride=stride, padding=padding,

@@ -5,12 +5,12 @@ import torch
 
 
 class WarmupMultiStepLR(torch.optim.lr_scheduler.LRScheduler):
-    """lr of iteration ``it`` (1-based) = base_lr * warmup(it) * gamma ** (milestones <= it).
+    """lr of iteration ``it`` (1-based) = base_lr * warmup(it - 1) * gamma ** (milestones <= it - 1).
 
-    warmup(it) is ``warmup_factor`` ("constant") or rises linearly from it to 1 ("linear")
-    over the first ``warmup_iters`` iterations, then 1. Step it after each optimizer step.
-    The official loop stepped the scheduler *before* each iteration, so iteration ``it`` used
-    the schedule at ``it``; evaluating at last_epoch + 1 keeps exactly those rates."""
+    warmup(t) is ``warmup_factor`` ("constant") or rises linearly from it to 1 ("linear")
+    while t < ``warmup_iters``, then 1. Step it after each optimizer step, as the official
+    loop does with PyTorch >= 1.1: the first iteration runs at base_lr * warmup_factor and the
+    rate drops in the iteration after each milestone."""
 
     def __init__(self, optimizer, milestones, gamma=0.1, warmup_factor=1.0 / 3, warmup_iters=500,
                  warmup_method="linear", last_epoch=-1):
@@ -36,5 +36,5 @@ class WarmupMultiStepLR(torch.optim.lr_scheduler.LRScheduler):
         return warmup * self.gamma ** bisect_right(self.milestones, iteration)
 
     def get_lr(self):
-        factor = self._factor(self.last_epoch + 1)
+        factor = self._factor(self.last_epoch)
         return [base_lr * factor for base_lr in self.base_lrs]

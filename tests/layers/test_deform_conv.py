@@ -91,8 +91,8 @@ def test_zero_offsets_equal_a_plain_convolution(device):
                                atol=1e-4)
 
 
-def test_modulated_pack_and_dfconv_start_as_scaled_convolutions(device):
-    """Zero-initialised offset convs: no offsets and mask sigmoid(0) = 0.5."""
+def test_modulated_pack_and_dfconv_with_zero_offsets_are_scaled_convolutions(device):
+    """Zero offset convs: no offsets and mask sigmoid(0) = 0.5."""
     torch.manual_seed(0)
     x = torch.randn(2, 8, 10, 12, device=device)
     pack = ModulatedDeformConvPack(8, 6, 3, padding=1, deformable_groups=2).to(device)
@@ -100,12 +100,25 @@ def test_modulated_pack_and_dfconv_start_as_scaled_convolutions(device):
     torch.testing.assert_close(pack(x), expected, rtol=1e-4, atol=1e-4)
 
     dcn_v2 = DFConv2d(8, 6, with_modulated_dcn=True, kernel_size=3, bias=True).to(device)
+    torch.nn.init.zeros_(dcn_v2.offset.weight)
     expected = 0.5 * F.conv2d(x, dcn_v2.conv.weight, padding=1) + dcn_v2.conv.bias.view(1, -1, 1, 1)
     torch.testing.assert_close(dcn_v2(x), expected, rtol=1e-4, atol=1e-4)
 
     dcn_v1 = DFConv2d(8, 6, with_modulated_dcn=False, kernel_size=3, stride=2, dilation=2).to(device)
+    torch.nn.init.zeros_(dcn_v1.offset.weight)
     expected = F.conv2d(x, dcn_v1.conv.weight, stride=2, padding=2, dilation=2)
     torch.testing.assert_close(dcn_v1(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_dfconv2d_offsets_start_as_officially():
+    """kaiming_uniform(a=1): uniform within sqrt(6 / ((1 + 1) * fan_in)) = sqrt(3 / fan_in); bias 0."""
+    torch.manual_seed(0)
+    offset = DFConv2d(64, 64, with_modulated_dcn=True).offset
+    bound = (3.0 / (64 * 9)) ** 0.5
+    assert offset.weight.abs().max() <= bound
+    assert offset.weight.abs().max() > 0.9 * bound  # spread over the whole range, not zeros
+    assert offset.weight.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.05)
+    assert torch.count_nonzero(offset.bias) == 0
 
 
 def test_dfconv2d_state_dict_names_match_the_official_layout():

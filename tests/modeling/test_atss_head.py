@@ -34,6 +34,9 @@ def test_point_regression_is_non_negative_and_needs_one_anchor():
     head = ATSSHead(small_cfg(**{"MODEL.ATSS.REGRESSION_TYPE": "POINT"}), in_channels=32)
     _, boxes, _ = head([torch.randn(1, 32, 4, 4) for _ in range(5)])
     assert all((b >= 0).all() for b in boxes)
+    # officially the POINT distances start at 4 (BOX at 0)
+    assert head.bbox_pred.bias.tolist() == [4.0] * 4
+    assert ATSSHead(small_cfg(), in_channels=32).bbox_pred.bias.tolist() == [0.0] * 4
     with pytest.raises(ValueError, match="one anchor per location"):
         ATSSHead(small_cfg(**{"MODEL.ATSS.REGRESSION_TYPE": "POINT", "MODEL.ATSS.SCALES_PER_OCTAVE": 2}), 32)
 

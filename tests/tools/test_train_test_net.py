@@ -129,7 +129,8 @@ def test_train_checkpoint_resume_and_evaluate(setup_files):
         folder = tta / "inference" / os.listdir(tta / "inference")[0]
         predictions = torch.load(folder / "predictions.pth", weights_only=False)
         assert [p.size for p in predictions] == [(64, 64)] * 6
-        assert all(len(p) <= 100 for p in predictions)
+        # officially the vote path caps at MODEL.ATSS.PRE_NMS_TOP_N, the NMS path at TEST.DETECTIONS_PER_IMG
+        assert all(len(p) <= (1000 if vote == "True" else 100) for p in predictions)
         assert set(json.loads((folder / "coco_metrics.json").read_text())["bbox"]) >= {"AP", "AP50"}
 
 
@@ -186,7 +187,9 @@ def test_resumed_run_logs_the_same_learning_rate_as_an_uninterrupted_one(setup_f
 
     # the uninterrupted run logs iterations 1 and 4, the resumed one 3 and 4
     assert lr_at(resumed, 4) == lr_at(full, 4)
-    assert float(lr_at(full, 4)) == pytest.approx(0.001)  # decayed from iteration 3 (STEPS (3,))
-    assert float(lr_at(resumed, 3)) == pytest.approx(0.001)
-    assert float(lr_at(full, 1)) == pytest.approx(0.01 * (1 / 3 * 0.5 + 0.5), abs=1e-6)  # warm-up at 1 of 2
+    # iteration i runs at the schedule of i - 1 (the official order with PyTorch >= 1.1):
+    # STEPS (3,) decays from iteration 4, and iteration 1 starts at WARMUP_FACTOR
+    assert float(lr_at(full, 4)) == pytest.approx(0.001)
+    assert float(lr_at(resumed, 3)) == pytest.approx(0.01)
+    assert float(lr_at(full, 1)) == pytest.approx(0.01 / 3, abs=1e-6)
     assert "start training at iteration 2 of 4" in resumed

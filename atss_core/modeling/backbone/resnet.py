@@ -199,7 +199,7 @@ class ResNet(nn.Module):
             module = _make_stage(
                 block, in_channels, stage2_bottleneck_channels * factor, out_channels, spec.block_count,
                 resnets.NUM_GROUPS, resnets.STRIDE_IN_1X1, first_stride=int(spec.index > 1) + 1,
-                dilation=resnets.RES5_DILATION if spec.index == 4 else 1,
+                dilation=1,  # officially RES5_DILATION only concerns the C4 head, never the body
                 dcn_config={
                     "stage_with_dcn": resnets.STAGE_WITH_DCN[spec.index - 1],
                     "with_modulated_dcn": resnets.WITH_MODULATED_DCN,

@@ -56,6 +56,10 @@ class ATSSHead(nn.Module):
                     nn.init.normal_(layer.weight, std=0.01)
                     nn.init.constant_(layer.bias, 0)
         self.reset_cls_bias(atss.PRIOR_PROB)
+        if self.regression_type == "POINT":
+            # distances start at 4 units (half of the first level's anchor): the relu that
+            # follows would otherwise begin at its kink
+            nn.init.constant_(self.bbox_pred.bias, 4.0)
         self.scales = nn.ModuleList([Scale(init_value=1.0) for _ in range(5)])
 
     def reset_cls_bias(self, prior_prob):
