@@ -15,7 +15,7 @@ def rename_c2_resnet_weights(layer_keys):
         k = key.replace("_", ".")
         k = re.sub(r"\.w$", ".weight", k)
         k = re.sub(r"\.b$", ".bias", k)
-        k = re.sub(r"^res\.conv1\.(bn|gn)\.", "bn1.", k)  # stem norm: res_conv1_bn_{s,b}
+        k = re.sub(r"^(res\.)?conv1\.(bn|gn)\.", "bn1.", k)  # stem norm: res_conv1_bn_{s,b}, conv1_gn_{s,b}
         k = re.sub(r"^conv1\.", "stem.conv1.", k)
         k = re.sub(r"^bn1\.", "stem.bn1.", k)
         k = k.replace(".bn.s", ".bn.weight").replace(".gn.s", ".gn.weight")

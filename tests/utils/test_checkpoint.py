@@ -109,6 +109,10 @@ def test_c2_names_convert_to_our_body_names():
         "stem.conv1.weight", "stem.bn1.weight", "stem.bn1.bias", "layer1.0.downsample.0.weight",
         "layer1.0.downsample.1.weight", "layer1.0.conv1.weight", "layer1.0.bn1.bias", "layer2.3.conv2.weight",
         "layer4.2.bn3.weight"]
+    # Detectron's GroupNorm models (R-50-GN): the stem's norm is conv1_gn_{s,b}
+    gn_names = ["conv1_gn_s", "conv1_gn_b", "res2_0_branch2a_gn_s", "res2_0_branch1_gn_b", "res3_1_branch2c_gn_b"]
+    assert rename_c2_resnet_weights(gn_names) == [
+        "stem.bn1.weight", "stem.bn1.bias", "layer1.0.bn1.weight", "layer1.0.downsample.1.bias", "layer2.1.bn3.bias"]
 
 
 def test_c2_pickle_loads_into_the_body(tmp_path):
