@@ -19,7 +19,7 @@ from atss_core.structures import BoxList, to_image_list
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOLDEN_DIR = os.path.join(ROOT, "tests", "data", "official")
-CASES = ("r50_frozenbn", "r50_gn", "x50_multianchor")
+CASES = ("r50_frozenbn", "r50_gn", "r50_dcnv2", "x50_multianchor")
 _records = {}
 
 

@@ -39,6 +39,8 @@ CASES = {
         "MODEL.RESNETS.TRANS_FUNC", "BottleneckWithGN", "MODEL.RESNETS.STEM_FUNC", "StemWithGN",
         "MODEL.GROUP_NORM.NUM_GROUPS", 4, "MODEL.FPN.USE_GN", True, "MODEL.RETINANET.USE_C5", False],
                [("ATSS", "BOX")]),
+    # DCNv2 in stages 3-5 and in the last conv of each head tower
+    "r50_dcnv2": ("configs/atss/atss_dcnv2_R_50_FPN_1x.yaml", NARROW_R50, [("ATSS", "BOX")]),
     # ResNeXt grouping and 6 anchors per location (3 aspect ratios x 2 scales per octave)
     "x50_multianchor": ("configs/atss/atss_X_101_32x8d_FPN_2x.yaml", [
         "MODEL.BACKBONE.CONV_BODY", "R-50-FPN-RETINANET", "MODEL.RESNETS.NUM_GROUPS", 4,
@@ -100,9 +102,7 @@ def _stand_in_ops():
     def missing(*_args, **_kwargs):
         raise NotImplementedError("this op has no stand-in in the recorder")
     for name in ("roi_align_forward", "roi_align_backward", "roi_pool_forward", "roi_pool_backward",
-                 "sigmoid_focalloss_forward", "sigmoid_focalloss_backward", "deform_conv_forward",
-                 "deform_conv_backward_input", "deform_conv_backward_parameters", "modulated_deform_conv_forward",
-                 "modulated_deform_conv_backward", "deform_psroi_pooling_forward",
+                 "sigmoid_focalloss_forward", "sigmoid_focalloss_backward", "deform_psroi_pooling_forward",
                  "deform_psroi_pooling_backward"):
         setattr(ops, name, missing)
     return ops
@@ -137,6 +137,22 @@ def import_official(repo):
     import atss_core.modeling.rpn.atss.inference as atss_inference
     flatten = atss_inference.permute_and_flatten
     atss_inference.permute_and_flatten = lambda *args: flatten(*args).contiguous()
+    # its deformable convolutions refuse CPU tensors: torchvision's deform_conv2d has the same
+    # sampling (offsets as (dy, dx) per tap, zero outside (-1, H) x (-1, W), modulated by mask)
+    import torchvision
+    import atss_core.layers.dcn.deform_conv_module as dcn_module
+
+    def modulated_deform_conv(input, offset, mask, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                              deformable_groups=1):
+        return torchvision.ops.deform_conv2d(input, offset, weight, bias, stride=stride, padding=padding,
+                                             dilation=dilation, mask=mask)
+
+    def deform_conv(input, offset, weight, stride=1, padding=0, dilation=1, groups=1, deformable_groups=1,
+                    im2col_step=64):
+        return torchvision.ops.deform_conv2d(input, offset, weight, None, stride=stride, padding=padding,
+                                             dilation=dilation)
+    dcn_module.modulated_deform_conv = modulated_deform_conv
+    dcn_module.deform_conv = deform_conv
     # the official vote functions move their results to the GPU unconditionally
     import atss_core.engine.bbox_aug_vote as vote
     vote.torch = types.SimpleNamespace(**{k: getattr(torch, k) for k in dir(torch) if not k.startswith("__")})
@@ -306,8 +322,10 @@ def record_case(official, repo, name, out_dir, photos):
     torch.save(record, os.path.join(out_dir, name + ".pt"))
 
 
-# small parameters at the head's output, inside it, in the FPN and deep in the body
-GRAD_PARAMS = ("rpn.head.cls_logits.weight", "rpn.head.bbox_pred.weight", "rpn.head.centerness.weight",
+# small parameters at the head's output, inside it, in the FPN and deep in the body (and the
+# deformable offsets where there are some)
+GRAD_PARAMS = ("rpn.head.cls_tower.9.offset.bias", "backbone.body.layer3.0.conv2.offset.bias",
+               "rpn.head.cls_logits.weight", "rpn.head.bbox_pred.weight", "rpn.head.centerness.weight",
                "rpn.head.centerness.bias", "rpn.head.scales.0.scale", "rpn.head.scales.4.scale",
                "rpn.head.cls_tower.1.weight", "rpn.head.bbox_tower.10.weight", "backbone.fpn.fpn_inner2.bias",
                "backbone.body.layer2.0.conv1.weight")
