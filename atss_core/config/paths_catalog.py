@@ -80,14 +80,16 @@ class DatasetCatalog:
 
 
 class ModelCatalog:
-    KNOWN = (
-        "ImageNetPretrained/MSRA/R-50",
-        "ImageNetPretrained/MSRA/R-101",
-        "ImageNetPretrained/MSRA/R-50-GN",
-        "ImageNetPretrained/MSRA/R-101-GN",
-        "ImageNetPretrained/FAIR/20171220/X-101-32x8d",
-        "ImageNetPretrained/FAIR/20171220/X-101-64x4d",
-    )
+    # catalog name -> the file's path under DETECTRON_URL (the official catalog's addresses)
+    DOWNLOAD_PATHS = {
+        "ImageNetPretrained/MSRA/R-50": "ImageNetPretrained/MSRA/R-50.pkl",
+        "ImageNetPretrained/MSRA/R-101": "ImageNetPretrained/MSRA/R-101.pkl",
+        "ImageNetPretrained/MSRA/R-50-GN": "ImageNetPretrained/47261647/R-50-GN.pkl",
+        "ImageNetPretrained/MSRA/R-101-GN": "ImageNetPretrained/47592356/R-101-GN.pkl",
+        "ImageNetPretrained/FAIR/20171220/X-101-32x8d": "ImageNetPretrained/20171220/X-101-32x8d.pkl",
+        "ImageNetPretrained/FAIR/20171220/X-101-64x4d": "ImageNetPretrained/FBResNeXt/X-101-64x4d.pkl",
+    }
+    KNOWN = tuple(DOWNLOAD_PATHS)
 
     @staticmethod
     def weights_dir():
@@ -101,6 +103,7 @@ class ModelCatalog:
         path = os.path.join(ModelCatalog.weights_dir(), name + ".pkl")
         if not os.path.isfile(path):
             raise FileNotFoundError(
-                "catalog://{} resolves to {}, which does not exist. Download {}/{}.pkl there (or set "
-                "ATSS_WEIGHTS_DIR), or set MODEL.WEIGHT to a local file.".format(name, path, DETECTRON_URL, name))
+                "catalog://{} resolves to {}, which does not exist. Download {}/{} there (or set "
+                "ATSS_WEIGHTS_DIR), or set MODEL.WEIGHT to a local file.".format(
+                    name, path, DETECTRON_URL, ModelCatalog.DOWNLOAD_PATHS[name]))
         return path

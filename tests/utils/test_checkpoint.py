@@ -144,6 +144,9 @@ def test_missing_files_are_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("ATSS_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"catalog://ImageNetPretrained/MSRA/R-50 resolves to .*R-50\.pkl"):
         Checkpointer(cfg, model).load("catalog://ImageNetPretrained/MSRA/R-50")
+    # the download address is the official catalog's, which is not always the catalog name
+    with pytest.raises(FileNotFoundError, match=r"detectron/ImageNetPretrained/FBResNeXt/X-101-64x4d\.pkl there"):
+        Checkpointer(cfg, model).load("catalog://ImageNetPretrained/FAIR/20171220/X-101-64x4d")
     (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="could not read checkpoint"):
         Checkpointer(cfg, model).load(str(tmp_path / "broken.pth"))
