@@ -32,7 +32,7 @@ SMALL_SCALE_LIMIT = 800
 def augmentation_runs(cfg):
     """[(min_size, max_size, hflip, (lo, hi) or None)] in the official order."""
     aug = cfg.TEST.BBOX_AUG
-    ranges = [tuple(r) for r in aug.SCALE_RANGES]
+    ranges = [tuple(r) for r in aug.SCALE_RANGES] if aug.VOTE else []  # only the vote path reads them
     if ranges and len(ranges) != len(aug.SCALES):
         raise ValueError("TEST.BBOX_AUG.SCALE_RANGES has {} entries but TEST.BBOX_AUG.SCALES has {}: give one "
                          "(lo, hi) range per scale, or none".format(len(ranges), len(aug.SCALES)))

@@ -84,7 +84,7 @@ def merge_detections(boxlist, nms_th, detections_per_img, vote=False, vote_th=0.
     order: ``merge_type`` "nms" (NMS at ``nms_th``), "vote" or "soft-vote" (nothing is merged when
     ``nms_th`` <= 0, as officially), then the ``vote_detections_per_img`` best (the official
     code bounds this cap by MODEL.ATSS.PRE_NMS_TOP_N)."""
-    if merge_type not in MERGE_TYPES:
+    if vote and merge_type not in MERGE_TYPES:  # only the vote path reads it
         raise ValueError("TEST.BBOX_AUG.MERGE_TYPE must be one of {}, got {!r}".format(
             ", ".join(MERGE_TYPES), merge_type))
     boxlist = boxlist.convert("xyxy").copy_with_fields(["scores", "labels"])

@@ -159,9 +159,11 @@ def test_augmentation_runs_follow_the_official_order():
         (900, 300, False, (32, 10000)), (900, 300, True, (32, 10000))]
     assert augmentation_runs(aug_cfg()) == [(80, 200, False, None)]
     with pytest.raises(ValueError, match="one \\(lo, hi\\) range per scale"):
-        augmentation_runs(aug_cfg(SCALES=(60, 120), SCALE_RANGES=((0, 64),)))
+        augmentation_runs(aug_cfg(VOTE=True, SCALES=(60, 120), SCALE_RANGES=((0, 64),)))
     with pytest.raises(ValueError, match="0 <= lo < hi"):
-        augmentation_runs(aug_cfg(SCALES=(60,), SCALE_RANGES=((64, 0),)))
+        augmentation_runs(aug_cfg(VOTE=True, SCALES=(60,), SCALE_RANGES=((64, 0),)))
+    # without voting the ranges are not read, as officially
+    assert len(augmentation_runs(aug_cfg(SCALES=(60, 120), SCALE_RANGES=((0, 64),)))) == 3
 
 
 class BrightBlobDetector(torch.nn.Module):

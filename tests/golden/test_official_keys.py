@@ -57,8 +57,10 @@ def test_post_processor_keys():
     # the multi-scale test without voting takes the raw per-level boxes: no NMS, no cap
     _, raw = detections(**{"TEST.BBOX_AUG.ENABLED": True, "TEST.BBOX_AUG.VOTE": False})
     assert all(r > l for r, l in zip(counts(raw), counts(looser)))
-    _, voted = detections(**{"TEST.BBOX_AUG.ENABLED": True, "TEST.BBOX_AUG.VOTE": True})
-    assert counts(voted) == [100, 100, 100]
+    # with voting each run is final: NMS'd and capped like a plain test
+    _, voted = detections(**{"TEST.BBOX_AUG.ENABLED": True, "TEST.BBOX_AUG.VOTE": True,
+                             "TEST.DETECTIONS_PER_IMG": 1000})
+    assert counts(voted) == counts(base)
 
 
 def positives(labels):
@@ -105,6 +107,10 @@ def test_anchor_keys():
     assert w(bigger[0]).unique().tolist() == [32.0] and w(base[0]).unique().tolist() == [64.0]
     octave = anchors(**{"MODEL.ATSS.SCALES_PER_OCTAVE": 2, "MODEL.ATSS.OCTAVE": 4.0})
     assert w(octave[0])[:2].tolist() == [64.0, 128.0]
+    # ANCHOR_STRIDES: the grid step of each level (feature maps fixed, so only the step changes)
+    strided = anchors(**{"MODEL.ATSS.ANCHOR_STRIDES": (4, 16, 32, 64, 128)})
+    assert (base[0].bbox[1] - base[0].bbox[0]).tolist() == [8.0, 0.0, 8.0, 0.0]
+    assert (strided[0].bbox[1] - strided[0].bbox[0]).tolist() == [4.0, 0.0, 4.0, 0.0]
     ratios = anchors(**{"MODEL.ATSS.ASPECT_RATIOS": (0.5, 1.0, 2.0)})
     assert len(ratios[0]) == 3 * len(base[0])
     assert base[0].get_field("visibility").sum() < anchors(**{"MODEL.ATSS.STRADDLE_THRESH": 64})[0].get_field(
@@ -140,6 +146,16 @@ def test_multi_scale_test_keys():
     local.merge_from_list(["TEST.BBOX_AUG.SCALES", (900,), "TEST.BBOX_AUG.SCALE_RANGES", [[0, 50]],
                            "TEST.BBOX_AUG.MAX_SIZE", 999])
     assert augmentation_runs(local)[-1] == (900, 999, False, (0, 50))
+    # each run adds boxes: dropping the flips or an extra scale leaves fewer after voting
+    uncapped = {"MODEL.ATSS.PRE_NMS_TOP_N": 10000}
+    full = run(**uncapped)
+    assert len(run(**dict(uncapped, **{"TEST.BBOX_AUG.H_FLIP": False}))) < len(full)
+    assert len(run(**dict(uncapped, **{"TEST.BBOX_AUG.SCALE_H_FLIP": False}))) < len(full)
+    # MAX_SIZE caps the extra scales of 800 and more (below 800 INPUT.MAX_SIZE_TEST does)
+    big = dict(uncapped, **{"TEST.BBOX_AUG.SCALES": (96, 900), "TEST.BBOX_AUG.SCALE_RANGES": [[0, 10000]] * 2,
+                            "TEST.BBOX_AUG.SCALE_H_FLIP": False, "TEST.BBOX_AUG.H_FLIP": False})
+    capped_run = run(**dict(big, **{"TEST.BBOX_AUG.MAX_SIZE": 200}))
+    assert len(capped_run) != len(run(**dict(big, **{"TEST.BBOX_AUG.MAX_SIZE": 1300})))
     narrow = run(**{"TEST.BBOX_AUG.SCALE_RANGES": [[0, 1], [0, 1]], "MODEL.ATSS.PRE_NMS_TOP_N": 10000})
     wide = run(**{"TEST.BBOX_AUG.SCALE_RANGES": [[0, 10000], [0, 10000]], "MODEL.ATSS.PRE_NMS_TOP_N": 10000})
     assert len(narrow) < len(wide)

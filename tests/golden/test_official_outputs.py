@@ -29,10 +29,6 @@ def load_record(case):
     return _records[case]
 
 
-def golden_runs():
-    return [(case, pair) for case in CASES for pair in load_record(case)["runs"]]
-
-
 def make_cfg(record, extra=()):
     cfg = default_cfg.clone()
     cfg.merge_from_file(os.path.join(ROOT, record["config_file"]))
@@ -45,7 +41,11 @@ def build_model(record, extra=()):
     cfg = make_cfg(record, extra)
     torch.manual_seed(0)
     model = build_detection_model(cfg)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in record["state_dict"].items()})
+    # the recorded weights; the anchors stay the ones our generator made (compared separately)
+    state = model.state_dict()
+    assert set(record["state_dict"]) == {k for k in state if "anchor_generator" not in k}
+    state.update({k: v.float() if v.is_floating_point() else v for k, v in record["state_dict"].items()})
+    model.load_state_dict(state)
     return cfg, model
 
 
@@ -65,12 +65,18 @@ def targets_of(record):
     return targets
 
 
-def assert_same_detections(ours, official, score_tol=1e-5, box_tol=1e-3):
-    """Every official detection has its own match in ours: same label, score and box within tolerance."""
+def assert_same_detections(ours, official, score_tol=1e-5, box_tol=1e-3, same_order=False):
+    """Every official detection has its own match in ours: same label, score and box within
+    tolerance (and, with ``same_order``, at the same position)."""
     assert ours.size == tuple(official["size"])
     assert len(ours) == len(official["scores"]), "ours {} detections, official {}".format(
         len(ours), len(official["scores"]))
     if len(ours) == 0:
+        return
+    if same_order:
+        assert torch.equal(ours.get_field("labels"), official["labels"])
+        torch.testing.assert_close(ours.get_field("scores"), official["scores"], rtol=0, atol=score_tol)
+        torch.testing.assert_close(ours.bbox, official["bbox"], rtol=0, atol=box_tol)
         return
     boxes, scores, labels = ours.bbox, ours.get_field("scores"), ours.get_field("labels")
     close = ((labels[:, None] == official["labels"][None, :])
@@ -86,8 +92,6 @@ def assert_same_detections(ours, official, score_tol=1e-5, box_tol=1e-3):
 
 @pytest.fixture(scope="module", params=CASES)
 def case(request):
-    if not os.path.isdir(GOLDEN_DIR):
-        pytest.skip("tests/data/official is missing")
     return request.param
 
 
@@ -107,7 +111,7 @@ def _train_outputs(record, positive_type, regression_type):
 @pytest.mark.parametrize("positive_type,regression_type", [
     ("ATSS", "BOX"), ("SSC", "BOX"), ("IoU", "BOX"), ("TOPK", "BOX"),
     ("ATSS", "POINT"), ("SSC", "POINT"), ("IoU", "POINT"), ("TOPK", "POINT")])
-def test_training_and_eval_match_official(case, positive_type, regression_type):
+def test_training_matches_official(case, positive_type, regression_type):
     record = load_record(case)
     run = record["runs"].get((positive_type, regression_type))
     if run is None:
@@ -115,7 +119,8 @@ def test_training_and_eval_match_official(case, positive_type, regression_type):
             case, positive_type, regression_type))
     cfg, model, images, targets, head_out, anchors = _train_outputs(record, positive_type, regression_type)
 
-    # anchors and their visibility, exactly
+    # anchors (as the official generator made them) and their visibility, exactly
+    assert len(anchors[0]) == len(record["anchors"])
     for ours, official in zip(anchors[0], record["anchors"]):
         assert torch.equal(ours.bbox, official)
     for per_image, official_per_image in zip(anchors, run["visibility"]):
@@ -140,24 +145,47 @@ def test_training_and_eval_match_official(case, positive_type, regression_type):
         scale = official_grad.abs().max().item()
         torch.testing.assert_close(params[name].grad, official_grad, rtol=1e-4, atol=1e-4 * scale, msg=name)
 
-    # eval: detections of the three images (the third without objects) in one padded batch
+
+@pytest.mark.parametrize("variant", ["default", "uncapped", "sparse", "none"])
+@pytest.mark.parametrize("regression_type", ["BOX", "POINT"])
+def test_eval_detections_match_official(case, regression_type, variant):
+    """The three photographs (the third without objects) in one padded batch; with the
+    default cap, uncapped (the count measures NMS), a high threshold, and nothing passing."""
+    record = load_record(case)
+    if regression_type not in record["eval"]:
+        pytest.skip("{} records no {} eval".format(case, regression_type))
+    expected = record["eval"][regression_type][variant]
+    cfg, model = build_model(record, ["MODEL.ATSS.REGRESSION_TYPE", regression_type] + list(expected["extra"]))
     model.eval()
     with torch.no_grad():
-        detections = model(to_image_list(images, cfg.DATALOADER.SIZE_DIVISIBILITY))
-    for ours, official in zip(detections, run["detections"]):
-        assert_same_detections(ours, official)
+        detections = model(to_image_list(input_images(record), cfg.DATALOADER.SIZE_DIVISIBILITY))
+    assert len(detections) == len(expected["results"])
+    for ours, official in zip(detections, expected["results"]):
+        # the same order too: multi-label NMS keeps its input order, as the official kernel
+        assert_same_detections(ours, official, same_order=True)
 
 
-@pytest.mark.parametrize("merge", ["nms", "vote", "soft-vote"])
+TTA_MERGES = ["nms", "vote", "vote-uncapped", "soft-vote", "nms-merge"]
+
+
+@pytest.mark.parametrize("merge", TTA_MERGES)
 def test_multi_scale_test_matches_official(merge):
+    """Merged by NMS of the raw boxes (VOTE False), box voting with its PRE_NMS_TOP_N cap, and
+    uncapped box voting, soft voting and per-class NMS."""
     record = load_record("r50_frozenbn")
     tta = record["tta"]
-    extra = {"nms": ["TEST.BBOX_AUG.VOTE", False],
-             "vote": ["TEST.BBOX_AUG.VOTE", True, "TEST.BBOX_AUG.MERGE_TYPE", "vote"],
-             "soft-vote": ["TEST.BBOX_AUG.VOTE", True, "TEST.BBOX_AUG.MERGE_TYPE", "soft-vote"]}[merge]
-    cfg, model = build_model(record, list(tta["overrides"]) + extra)
+    assert sorted(tta["runs"]) == sorted(TTA_MERGES)
+    expected = tta["runs"][merge]
+    cfg, model = build_model(record, list(tta["overrides"]) + list(expected["extra"]))
     model.eval()
     images = [read_image_bgr(os.path.join(GOLDEN_DIR, name)) for name in record["image_files"]]
     results = im_detect_bbox_aug(model, images, torch.device("cpu"), cfg)
-    for ours, official in zip(results, tta[merge]):
+    for ours, official in zip(results, expected["results"]):
         assert_same_detections(ours, official)
+
+
+def test_soft_voting_differs_from_voting_in_the_record():
+    """Guards the record itself: the soft-vote run keeps decayed boxes that voting drops."""
+    runs = load_record("r50_frozenbn")["tta"]["runs"]
+    for soft, hard in zip(runs["soft-vote"]["results"], runs["vote-uncapped"]["results"]):
+        assert len(soft["scores"]) > len(hard["scores"])

@@ -5,15 +5,16 @@
 
 The official package is also called ``atss_core``, so this script never imports ours: it
 puts the official checkout first on ``sys.path``, gives it stand-ins for its compiled ops
-(plain torch, with the official +1-pixel IoU and its ``>`` / ``>=`` thresholds), shims for
-current numpy and torch, and a CPU path for its focal loss and voting. None of the official
+(plain torch with the rules of its CUDA kernels: +1-pixel IoU, suppression above the
+threshold, kept indices in input order; torchvision's deform_conv2d for its deformable
+convolutions), shims for current numpy and torch, and a CPU path for its focal loss and voting. None of the official
 code is copied into atss_core; only the tensors it produces are written, one ``.pt`` file per
 case plus the input images (PNG, decoded identically by every library).
 
 What is recorded (see tests/data/official/README.md): anchors, per-anchor assignment and
 regression targets for every POSITIVE_TYPE x REGRESSION_TYPE, the three losses, gradients of
-a few parameters, eval detections, and the multi-scale test merged with NMS, box voting and
-soft voting.
+a few parameters, eval detections (capped, uncapped, sparse, empty), and the multi-scale test
+merged by NMS, box voting, soft voting and per-class NMS.
 """
 import argparse
 import os
@@ -92,10 +93,9 @@ def _greedy_nms(boxes, scores, threshold, labels=None, suppress_equal=True):
 
 def _stand_in_ops():
     ops = types.ModuleType("atss_core._C")
-    # CPU nms kernel: suppress when IoU >= threshold, kept indices in score order
-    ops.nms = lambda boxes, scores, thr: _greedy_nms(boxes, scores, thr)
-    # ml_nms exists only as a CUDA kernel: suppress when IoU > threshold among equal labels,
-    # kept indices returned in ascending index order
+    # the CUDA kernels (which ran the official evaluations): suppress when IoU > threshold
+    # (among equal labels for ml_nms), kept indices returned in ascending index order
+    ops.nms = lambda boxes, scores, thr: _greedy_nms(boxes, scores, thr, suppress_equal=False).sort()[0]
     ops.ml_nms = lambda boxes, scores, labels, thr: _greedy_nms(boxes, scores, thr, labels,
                                                                 suppress_equal=False).sort()[0]
 
@@ -233,8 +233,8 @@ def randomize_weights(model, generator):
         head.cls_logits.bias.add_(-1.5)
         head.bbox_pred.weight.mul_(0.3)
         # values exactly representable in float16, so the file stores them at half the size
-        for tensor in list(model.parameters()) + list(model.buffers()):
-            if tensor.is_floating_point():
+        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+            if tensor.is_floating_point() and "anchor_generator" not in name:
                 tensor.copy_(tensor.half().float())
 
 
@@ -277,7 +277,7 @@ def record_case(official, repo, name, out_dir, photos):
     record = {"case": name, "config_file": config_file, "overrides": list(overrides), "seed": SEED,
               "num_classes": NUM_CLASSES, "image_files": [photo_file_name(s) for s in sizes],
               "targets": [{"bbox": t.bbox, "labels": t.get_field("labels"), "size": t.size} for t in targets],
-              "runs": {}}
+              "runs": {}, "eval": {}}
     state = None
     for positive_type, regression_type in pairs:
         cfg = configure(official, os.path.join(repo, config_file), list(overrides) + [
@@ -287,7 +287,10 @@ def record_case(official, repo, name, out_dir, photos):
         if state is None:
             randomize_weights(model, generator)
             state = {k: v.clone() for k, v in model.state_dict().items()}
-            record["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+            # the weights only: the anchors are recorded as the official generator made them,
+            # so that ours are compared with them rather than loaded from them
+            record["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in state.items()
+                                    if "anchor_generator" not in k}
         else:
             model.load_state_dict(state)
         run = {}
@@ -309,17 +312,38 @@ def record_case(official, repo, name, out_dir, photos):
         sum(losses).backward()
         run["grads"] = {k: p.grad.clone() for k, p in model.named_parameters()
                         if p.grad is not None and k in GRAD_PARAMS}
-        model.eval()
-        with torch.no_grad():
-            detections = model(to_image_list(images, cfg.DATALOADER.SIZE_DIVISIBILITY))
-        run["detections"] = [boxlist_record(d) for d in detections]
+        if regression_type not in record["eval"]:  # eval does not depend on the assignment
+            record["eval"][regression_type] = record_eval(official, repo, config_file, list(overrides) + [
+                "MODEL.ATSS.REGRESSION_TYPE", regression_type], state, images)
         record["runs"][(positive_type, regression_type)] = run
-        print("  {} {}/{}: losses {}  detections {}".format(name, positive_type, regression_type,
-                                                           {k: round(v, 5) for k, v in run["losses"].items()},
-                                                           [len(d) for d in detections]))
+        print("  {} {}/{}: losses {}".format(name, positive_type, regression_type,
+                                            {k: round(v, 5) for k, v in run["losses"].items()}))
     if name == "r50_frozenbn":
         record["tta"] = record_tta(official, repo, config_file, overrides, state, photos)
     torch.save(record, os.path.join(out_dir, name + ".pt"))
+
+
+# eval variants: the default cap; no cap (so the count measures NMS); a high threshold (few
+# detections); a threshold nothing passes (the empty path)
+EVAL_VARIANTS = (("default", []), ("uncapped", ["TEST.DETECTIONS_PER_IMG", 100000]),
+                 ("sparse", ["MODEL.ATSS.INFERENCE_TH", 0.5]), ("none", ["MODEL.ATSS.INFERENCE_TH", 0.999]))
+
+
+def record_eval(official, repo, config_file, overrides, state, images):
+    """{variant: {"extra": overrides, "results": per-image detections}} of the padded batch of all images."""
+    from atss_core.modeling.detector import build_detection_model
+    from atss_core.structures.image_list import to_image_list
+    found = {}
+    for variant, extra in EVAL_VARIANTS:
+        cfg = configure(official, os.path.join(repo, config_file), overrides + extra)
+        model = build_detection_model(cfg)
+        model.load_state_dict(state)
+        model.eval()
+        with torch.no_grad():
+            results = model(to_image_list(images, cfg.DATALOADER.SIZE_DIVISIBILITY))
+        found[variant] = {"extra": extra, "results": [boxlist_record(r) for r in results]}
+    print("  eval {}: {}".format(overrides[-1], {v: [len(r["scores"]) for r in f["results"]] for v, f in found.items()}))
+    return found
 
 
 # small parameters at the head's output, inside it, in the FPN and deep in the body (and the
@@ -334,14 +358,18 @@ GRAD_PARAMS = ("rpn.head.cls_tower.9.offset.bias", "backbone.body.layer3.0.conv2
 
 
 def record_tta(official, repo, config_file, overrides, state, photos):
-    """Merged multi-scale + flip detections: NMS (VOTE False), box voting, soft voting."""
+    """Merged multi-scale + flip detections: NMS of the raw boxes (VOTE False); box voting with its
+    cap binding; box voting, soft voting and per-class NMS uncapped."""
     from atss_core.modeling.detector import build_detection_model
     from atss_core.engine.bbox_aug import im_detect_bbox_aug
     from atss_core.engine.bbox_aug_vote import im_detect_bbox_aug_vote
-    tta = {"overrides": list(TTA_OVERRIDES)}
+    tta = {"overrides": list(TTA_OVERRIDES), "runs": {}}
+    uncapped = ["MODEL.ATSS.PRE_NMS_TOP_N", 100000]
     for label, extra in (("nms", ["TEST.BBOX_AUG.VOTE", False]),
                          ("vote", ["TEST.BBOX_AUG.VOTE", True, "TEST.BBOX_AUG.MERGE_TYPE", "vote"]),
-                         ("soft-vote", ["TEST.BBOX_AUG.VOTE", True, "TEST.BBOX_AUG.MERGE_TYPE", "soft-vote"])):
+                         ("vote-uncapped", ["TEST.BBOX_AUG.VOTE", True, "TEST.BBOX_AUG.MERGE_TYPE", "vote"] + uncapped),
+                         ("soft-vote", ["TEST.BBOX_AUG.VOTE", True, "TEST.BBOX_AUG.MERGE_TYPE", "soft-vote"] + uncapped),
+                         ("nms-merge", ["TEST.BBOX_AUG.VOTE", True, "TEST.BBOX_AUG.MERGE_TYPE", "nms"] + uncapped)):
         cfg = configure(official, os.path.join(repo, config_file), list(overrides) + TTA_OVERRIDES + extra)
         model = build_detection_model(cfg)
         model.load_state_dict(state)
@@ -351,7 +379,7 @@ def record_tta(official, repo, config_file, overrides, state, photos):
             results = detect(model, photos, torch.device("cpu"))
         # the official evaluation maps the merged boxes to the original image size
         results = [r.resize((p.width, p.height)) for r, p in zip(results, photos)]
-        tta[label] = [boxlist_record(r) for r in results]
+        tta["runs"][label] = {"extra": extra, "results": [boxlist_record(r) for r in results]}
         print("  multi-scale test, {}: {} detections".format(label, [len(r) for r in results]))
     return tta
 

@@ -1,0 +1,302 @@
+#!/usr/bin/env python
+"""Mutation check: plant realistic bugs in the detector's core, one at a time, and see whether
+the tests notice.
+
+    python tools/dev/mutation_check.py [--only ID ...] [--list] [--json FILE] [--keep]
+
+Each mutant below is one small edit (a string that must occur exactly once in its file,
+replaced by a buggy variant) with the test files that guard that module. The project is
+copied (tracked files plus the built extension) to a temporary folder; for each mutant the
+edit is applied there, the guarding tests run (pytest -x), and the mutant is "killed" when
+they fail. Survivors are listed at the end with the reason given for each known-equivalent
+mutant. ``make mutation`` runs it (about 10 minutes on 2 cores).
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+GOLDEN = "tests/golden"
+CODER = "atss_core/modeling/box_coder.py"
+ANCHORS = "atss_core/modeling/rpn/anchor_generator.py"
+LOSS = "atss_core/modeling/rpn/atss/loss.py"
+POST = "atss_core/modeling/rpn/atss/inference.py"
+UTILS = "atss_core/modeling/rpn/utils.py"
+AUG = "atss_core/engine/bbox_aug.py"
+VOTE = "atss_core/engine/bbox_aug_vote.py"
+COCO = "atss_core/data/datasets/evaluation/coco_eval.py"
+VOC = "atss_core/data/datasets/evaluation/voc_eval.py"
+TRANSFORMS = "atss_core/data/transforms/transforms.py"
+SOLVER = "atss_core/solver/build.py"
+SCHEDULER = "atss_core/solver/lr_scheduler.py"
+SERIAL = "atss_core/utils/model_serialization.py"
+C2 = "atss_core/utils/c2_model_loading.py"
+BOX = "atss_core/structures/bounding_box.py"
+OPS = "atss_core/structures/boxlist_ops.py"
+HEAD = "atss_core/modeling/rpn/atss/atss.py"
+
+MODEL_TESTS = [GOLDEN, "tests/modeling"]
+AUG_TESTS = ["tests/engine/test_bbox_aug.py", "tests/golden/test_official_outputs.py::test_multi_scale_test_matches_official"]
+EVAL_TESTS = ["tests/engine/test_coco_evaluation.py", "tests/data/test_voc.py"]
+DATA_TESTS = ["tests/data/test_transforms.py", "tests/structures", "tests/engine/test_bbox_aug.py",
+              "tests/golden/test_official_outputs.py::test_multi_scale_test_matches_official"]
+SOLVER_TESTS = ["tests/solver"]
+CKPT_TESTS = ["tests/utils/test_checkpoint.py"]
+
+# (id, file, original, mutated, tests)
+MUTANTS = [
+    # box coding
+    ("coder-weights", CODER, "BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)", "BOX_WEIGHTS = (10.0, 10.0, 10.0, 10.0)", MODEL_TESTS),
+    ("coder-to-remove", CODER, "TO_REMOVE = 1\n", "TO_REMOVE = 0\n", MODEL_TESTS),
+    ("coder-decode-half", CODER, "ctr_x - 0.5 * (w - 1)", "ctr_x - 0.5 * w", MODEL_TESTS),
+    ("coder-clip", CODER, "BBOX_XFORM_CLIP = math.log(1000.0 / 16)", "BBOX_XFORM_CLIP = math.log(1000.0 / 8)",
+     MODEL_TESTS),
+    ("coder-point-unit", CODER, "float(atss.ANCHOR_SIZES[0]) / float(atss.ANCHOR_STRIDES[0])", "1.0", MODEL_TESTS),
+    # anchors
+    ("anchor-centre", ANCHORS, "ctr = 0.5 * base", "ctr = 0.5 * (base - 1)", MODEL_TESTS),
+    ("anchor-order", ANCHORS, "all_ws = (ws[:, None] * scales[None, :]).reshape(-1)\n    all_hs = (hs[:, None] * scales[None, :]).reshape(-1)",
+     "all_ws = (ws[None, :] * scales[:, None]).reshape(-1)\n    all_hs = (hs[None, :] * scales[:, None]).reshape(-1)",
+     MODEL_TESTS),
+    ("anchor-ratio", ANCHORS, "hs = torch.round(ws * ratios)", "hs = torch.round(ws / ratios)", MODEL_TESTS),
+    ("anchor-shift-xy", ANCHORS, "torch.stack((shift_x, shift_y, shift_x, shift_y), dim=1)",
+     "torch.stack((shift_y, shift_x, shift_y, shift_x), dim=1)", MODEL_TESTS),
+    ("anchor-octave", ANCHORS, "math.pow(atss.OCTAVE, i / float(atss.SCALES_PER_OCTAVE))",
+     "math.pow(atss.OCTAVE, i / float(atss.SCALES_PER_OCTAVE + 1))", MODEL_TESTS),
+    ("anchor-visibility", ANCHORS, "(anchors[:, 2] < image_width + t)", "(anchors[:, 2] < image_height + t)",
+     MODEL_TESTS),
+    # assignment
+    ("atss-threshold-std", LOSS, "threshold = candidate_ious.mean(0) + candidate_ious.std(0)",
+     "threshold = candidate_ious.mean(0)", MODEL_TESTS),
+    ("atss-threshold-strict", LOSS, "(candidate_ious >= threshold[None, :])", "(candidate_ious > threshold[None, :])",
+     MODEL_TESTS),
+    ("atss-topk-per-location", LOSS, "self.topk * self.num_anchors_per_loc", "self.topk", MODEL_TESTS),
+    ("atss-inside-margin", LOSS, "def _inside(points, boxes, margin=0.01):", "def _inside(points, boxes, margin=0.0):",
+     MODEL_TESTS),
+    ("assign-lowest-iou", LOSS, "masked = torch.where(is_pos, ious, torch.full_like(ious, -INF))",
+     "masked = torch.where(is_pos, -ious, torch.full_like(ious, -INF))", MODEL_TESTS),
+    ("topk-distance-sign", LOSS, "(ious - distances).topk(", "(ious + distances).topk(", MODEL_TESTS),
+    ("ssc-sizes", LOSS, "SSC_OBJECT_SIZES = ((-1, 64), (64, 128),", "SSC_OBJECT_SIZES = ((-1, 32), (32, 128),",
+     MODEL_TESTS),
+    ("ssc-level-ignored", LOSS, "area[~(inside & in_level)] = INF", "area[~inside] = INF", MODEL_TESTS),
+    ("iou-no-low-quality", LOSS, "Matcher(atss.FG_IOU_THRESHOLD, atss.BG_IOU_THRESHOLD, True)",
+     "Matcher(atss.FG_IOU_THRESHOLD, atss.BG_IOU_THRESHOLD, False)", MODEL_TESTS),
+    ("iou-outside-background", LOSS, "gt_index[pos_idx[~inside]] = IGNORE", "gt_index[pos_idx[~inside]] = BACKGROUND",
+     MODEL_TESTS),
+    ("labels-ignore-as-background", LOSS, "labels_per_image[gt_index == IGNORE] = -1",
+     "labels_per_image[gt_index == IGNORE] = 0", MODEL_TESTS),
+    # losses
+    ("giou-as-iou", LOSS, "gious = inter / union - (enclosing - union) / enclosing", "gious = inter / union",
+     MODEL_TESTS),
+    ("giou-unweighted", LOSS, "return (losses * weight).sum()", "return losses.sum()", MODEL_TESTS),
+    ("giou-no-order-fix", LOSS, "px2 = torch.max(px1, pred_boxes[:, 2])", "px2 = pred_boxes[:, 2]", MODEL_TESTS),
+    ("cls-not-normalised", LOSS, "cls_loss = self.cls_loss_func(box_cls_flat, labels_flat.int()) / num_pos_avg",
+     "cls_loss = self.cls_loss_func(box_cls_flat, labels_flat.int())", MODEL_TESTS),
+    ("num-pos-not-averaged", LOSS, "num_pos_avg = max(total_num_pos / float(num_processes), 1.0)",
+     "num_pos_avg = max(total_num_pos, 1.0)", MODEL_TESTS),
+    ("centerness-sum-not-averaged", LOSS, "centerness_sum_avg = reduce_sum(centerness_targets.sum()).item() / float(num_processes)",
+     "centerness_sum_avg = reduce_sum(centerness_targets.sum()).item()", MODEL_TESTS),
+    ("centerness-target-no-sqrt", LOSS, "return torch.sqrt((left_right.min(dim=-1).values / left_right.max(dim=-1).values)",
+     "return ((left_right.min(dim=-1).values / left_right.max(dim=-1).values)", MODEL_TESTS),
+    ("centerness-loss-not-normalised", LOSS, "centerness_loss = self.centerness_loss_func(centerness_flat, centerness_targets) / num_pos_avg",
+     "centerness_loss = self.centerness_loss_func(centerness_flat, centerness_targets)", MODEL_TESTS),
+    ("reg-weight-ignored", LOSS, "return cls_loss, reg_loss * self.reg_loss_weight, centerness_loss",
+     "return cls_loss, reg_loss, centerness_loss", MODEL_TESTS),
+    ("focal-gamma-alpha-swapped", LOSS, "SigmoidFocalLoss(atss.LOSS_GAMMA, atss.LOSS_ALPHA)",
+     "SigmoidFocalLoss(atss.LOSS_ALPHA, atss.LOSS_GAMMA)", MODEL_TESTS),
+    # head and flattening
+    ("head-point-bias", HEAD, "nn.init.constant_(self.bbox_pred.bias, 4.0)", "nn.init.constant_(self.bbox_pred.bias, 0.0)",
+     MODEL_TESTS),
+    ("flatten-anchor-class-order", UTILS, "layer.view(N, A, C, H, W).permute(0, 3, 4, 1, 2)",
+     "layer.view(N, C, A, H, W).permute(0, 3, 4, 2, 1)", MODEL_TESTS),
+    # post-processing
+    ("post-no-centerness", POST, "box_cls = box_cls * centerness[:, :, None]", "box_cls = box_cls", MODEL_TESTS),
+    ("post-score-no-sqrt", POST, 'boxlist.add_field("scores", torch.sqrt(scores))', 'boxlist.add_field("scores", scores)',
+     MODEL_TESTS),
+    ("post-label-offset", POST, "labels = locations[:, 0], locations[:, 1] + 1", "labels = locations[:, 0], locations[:, 1]",
+     MODEL_TESTS),
+    ("post-no-clip", POST, "boxlist = boxlist.clip_to_image(remove_empty=False)", "pass", MODEL_TESTS),
+    ("post-threshold-after-centerness", POST,
+     "candidate_inds = box_cls > self.pre_nms_thresh\n        pre_nms_top_n = candidate_inds.reshape(N, -1).sum(1).clamp(max=self.pre_nms_top_n)\n        box_cls = box_cls * centerness[:, :, None]",
+     "box_cls = box_cls * centerness[:, :, None]\n        candidate_inds = box_cls > self.pre_nms_thresh\n        pre_nms_top_n = candidate_inds.reshape(N, -1).sum(1).clamp(max=self.pre_nms_top_n)",
+     MODEL_TESTS),
+    ("top-detections-drop-ties", OPS, "scores >= image_thresh.item()", "scores > image_thresh.item()",
+     MODEL_TESTS + ["tests/structures", "tests/engine/test_bbox_aug.py"]),
+    ("top-detections-kth", OPS, "count - detections_per_img + 1)", "count - detections_per_img)",
+     MODEL_TESTS + ["tests/structures"]),
+    ("iou-no-plus-one", OPS, "wh = (rb - lt + TO_REMOVE).clamp(min=0)", "wh = (rb - lt).clamp(min=0)",
+     MODEL_TESTS + ["tests/structures"]),
+    # multi-scale test
+    ("aug-flip-not-undone", AUG, "                output = output.transpose(FLIP_LEFT_RIGHT)\n", "                pass\n",
+     AUG_TESTS),
+    ("aug-range-linear", AUG, "keep = ((area > lo * lo) & (area < hi * hi))", "keep = ((area > lo) & (area < hi))",
+     AUG_TESTS),
+    ("aug-small-scale-max-size", AUG, "                max_size = cfg.INPUT.MAX_SIZE_TEST\n", "                pass\n",
+     AUG_TESTS),
+    ("aug-merge-in-original-frame", AUG, "collected.append(output.resize(collected[0].size) if collected else output)",
+     "collected.append(output.resize(T.image_size(image)))", AUG_TESTS),
+    ("aug-vote-cap", AUG, "vote_detections_per_img=cfg.MODEL.ATSS.PRE_NMS_TOP_N)",
+     "vote_detections_per_img=cfg.TEST.DETECTIONS_PER_IMG)", AUG_TESTS),
+    ("vote-strict-threshold", VOTE, "members = remaining & (iou[best] >= vote_th)",
+     "members = remaining & (iou[best] > vote_th)", AUG_TESTS),
+    ("vote-plain-mean", VOTE, "return (boxes * scores[:, None]).sum(0) / scores.sum()", "return boxes.mean(0)",
+     AUG_TESTS),
+    ("soft-vote-decay", VOTE, "decayed = scores[idx] * (1 - iou_with_best)", "decayed = scores[idx] * iou_with_best",
+     AUG_TESTS),
+    ("soft-vote-threshold", VOTE, "keep = decayed >= score_th", "keep = decayed >= 0", AUG_TESTS),
+    # evaluation
+    ("coco-per-class-area", COCO, "p = precision[:, :, k, 0, -1]", "p = precision[:, :, k, 1, -1]", EVAL_TESTS),
+    ("coco-per-class-maxdets", COCO, "p = precision[:, :, k, 0, -1]", "p = precision[:, :, k, 0, 0]", EVAL_TESTS),
+    ("coco-metric-order", COCO, 'METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")',
+     'METRICS = ("AP", "AP75", "AP50", "APs", "APm", "APl")', EVAL_TESTS),
+    ("coco-no-resize", COCO, 'prediction = prediction.resize((info["width"], info["height"])).convert("xywh")',
+     'prediction = prediction.convert("xywh")', EVAL_TESTS),
+    ("voc-iou-threshold", VOC, "if v < iou_thresh:", "if v <= iou_thresh + 0.1:", EVAL_TESTS),
+    ("voc-difficult-counted", VOC, "num_gt += int((~difficult).sum())", "num_gt += len(difficult)", EVAL_TESTS),
+    ("voc-duplicate-tp", VOC, "elif not used[g]:", "elif True:", EVAL_TESTS),
+    ("voc-area-metric", VOC, "def voc_class_aps(predictions, groundtruths, num_classes, iou_thresh=0.5, use_07_metric=True):",
+     "def voc_class_aps(predictions, groundtruths, num_classes, iou_thresh=0.5, use_07_metric=False):", EVAL_TESTS),
+    # transforms and boxes
+    ("resize-cap-truncated", TRANSFORMS, "target = int(round(self.max_size * short / long))",
+     "target = int(self.max_size * short / long)", DATA_TESTS),
+    ("resize-long-side-rounded", TRANSFORMS, "return int(target * h / w), target", "return int(round(target * h / w)), target",
+     DATA_TESTS),
+    ("flip-target-kept", TRANSFORMS, "                target = target.transpose(FLIP_LEFT_RIGHT)\n", "                pass\n",
+     DATA_TESTS),
+    ("normalize-rgb", TRANSFORMS, "return (image - self.mean) / self.std, target",
+     "return (image[[2, 1, 0]] - self.mean) / self.std, target", DATA_TESTS + [GOLDEN]),
+    ("box-flip-plus-one", BOX, "flipped = (image_width - xmax - TO_REMOVE, ymin, image_width - xmin - TO_REMOVE, ymax)",
+     "flipped = (image_width - xmax, ymin, image_width - xmin, ymax)", DATA_TESTS),
+    ("box-resize-axes", BOX, "ratio_width, ratio_height = ratios", "ratio_height, ratio_width = ratios", DATA_TESTS),
+    ("box-xywh-plus-one", BOX, "bbox = torch.cat((xmin, ymin, xmax - xmin + TO_REMOVE, ymax - ymin + TO_REMOVE), dim=-1)",
+     "bbox = torch.cat((xmin, ymin, xmax - xmin, ymax - ymin), dim=-1)", DATA_TESTS + EVAL_TESTS),
+    ("box-clip-width", BOX, "self.bbox[:, 2].clamp_(min=0, max=self.size[0] - TO_REMOVE)",
+     "self.bbox[:, 2].clamp_(min=0, max=self.size[0])", DATA_TESTS + MODEL_TESTS),
+    # solver
+    ("solver-bias-lr", SOLVER, "lr = solver.BASE_LR * solver.BIAS_LR_FACTOR", "lr = solver.BASE_LR", SOLVER_TESTS),
+    ("solver-bias-decay", SOLVER, "weight_decay = solver.WEIGHT_DECAY_BIAS", "weight_decay = solver.WEIGHT_DECAY",
+     SOLVER_TESTS),
+    ("solver-offset-lr", SOLVER, "lr *= solver.DCONV_OFFSETS_LR_FACTOR", "lr *= 1.0", SOLVER_TESTS),
+    ("scheduler-step-early", SCHEDULER, "factor = self._factor(self.last_epoch)", "factor = self._factor(self.last_epoch + 1)",
+     SOLVER_TESTS),
+    ("scheduler-bisect-left", SCHEDULER, "bisect_right(self.milestones, iteration)", "bisect_left(self.milestones, iteration)",
+     SOLVER_TESTS),
+    ("scheduler-warmup-alpha", SCHEDULER, "alpha = float(iteration) / self.warmup_iters",
+     "alpha = float(iteration + 1) / self.warmup_iters", SOLVER_TESTS),
+    # checkpoints
+    ("ckpt-suffix-boundary", SERIAL, 'model_key.endswith("." + loaded_key)', "model_key.endswith(loaded_key)", CKPT_TESTS),
+    ("ckpt-shortest-suffix", SERIAL, "if best is None or len(loaded_key) > len(best):",
+     "if best is None or len(loaded_key) < len(best):", CKPT_TESTS),
+    ("ckpt-module-prefix", SERIAL, 'loaded_state_dict = strip_prefix_if_present(loaded_state_dict, prefix="module.")',
+     "pass", CKPT_TESTS),
+    ("ckpt-shape-mismatch-loaded", SERIAL,
+     "            report[\"mismatched\"].append((model_key, tuple(model_state_dict[model_key].shape), tuple(value.shape)))\n            continue\n",
+     "            report[\"mismatched\"].append((model_key, tuple(model_state_dict[model_key].shape), tuple(value.shape)))\n",
+     CKPT_TESTS),
+    ("c2-dcn-rename", C2, 'key = key.replace("conv2.weight", "conv2.conv.weight")', "pass", CKPT_TESTS),
+    ("c2-stem-norm", C2, 'k = re.sub(r"^(res\\.)?conv1\\.(bn|gn)\\.", "bn1.", k)', 'k = re.sub(r"^res\\.conv1\\.bn\\.", "bn1.", k)',
+     CKPT_TESTS),
+    ("c2-downsample-norm", C2, 'k = k.replace(".branch1.bn.", ".downsample.1.")', "pass", CKPT_TESTS),
+]
+
+# mutants that cannot change any observable behaviour, with the reason
+EQUIVALENT = {}
+
+
+def copy_project(dest):
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    built = [os.path.join("atss_core", f) for f in os.listdir(os.path.join(ROOT, "atss_core")) if f.startswith("_C")]
+    for rel in files + built:
+        src = os.path.join(ROOT, rel)
+        if not os.path.isfile(src):
+            continue
+        os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+        shutil.copy2(src, os.path.join(dest, rel))
+
+
+def run_mutant(workdir, mutant, timeout):
+    ident, rel, original, mutated, tests = mutant
+    path = os.path.join(workdir, rel)
+    with open(path) as f:
+        source = f.read()
+    count = source.count(original)
+    if count != 1:
+        return "stale", "the original text occurs {} times in {}".format(count, rel), 0.0
+    with open(path, "w") as f:
+        f.write(source.replace(original, mutated))
+    start = time.time()
+    try:
+        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                                cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                                env=dict(os.environ, PYTHONPATH=workdir, PYTHONDONTWRITEBYTECODE="1"))
+        status = "killed" if result.returncode != 0 else "survived"
+        detail = (result.stdout.strip().splitlines() or [""])[-1]
+    except subprocess.TimeoutExpired:
+        status, detail = "killed", "timed out after {} s".format(timeout)
+    finally:
+        with open(path, "w") as f:
+            f.write(source)
+    return status, detail, time.time() - start
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", help="mutant ids to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per mutant")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    args = parser.parse_args(argv)
+    mutants = [m for m in MUTANTS if not args.only or m[0] in args.only]
+    if args.list:
+        for ident, rel, _, _, tests in mutants:
+            print("{:<34} {:<48} {}".format(ident, rel, " ".join(tests)))
+        return 0
+    if not mutants:
+        raise SystemExit("no mutant matches --only {}".format(args.only))
+    workdir = tempfile.mkdtemp(prefix="atss_mutation_")
+    copy_project(workdir)
+    imported = subprocess.run([sys.executable, "-c", "import atss_core, os; print(os.path.realpath(atss_core.__file__))"],
+                              cwd=workdir, capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=workdir)).stdout.strip()
+    if not imported.startswith(os.path.realpath(workdir)):
+        raise SystemExit("the copy in {} imports atss_core from {}, not from itself".format(workdir, imported))
+    results = []
+    begin = time.time()
+    try:
+        for i, mutant in enumerate(mutants, 1):
+            status, detail, seconds = run_mutant(workdir, mutant, args.timeout)
+            results.append({"id": mutant[0], "file": mutant[1], "status": status, "seconds": round(seconds, 1),
+                            "detail": detail})
+            print("[{:>2}/{}] {:<34} {:<8} {:5.1f} s  {}".format(i, len(mutants), mutant[0], status, seconds, detail),
+                  flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    stale = [r for r in results if r["status"] == "stale"]
+    counted = [r for r in results if r["status"] != "stale" and r["id"] not in EQUIVALENT]
+    killed = [r for r in counted if r["status"] == "killed"]
+    survivors = [r for r in counted if r["status"] == "survived"]
+    rate = 100.0 * len(killed) / max(len(counted), 1)
+    print("\n{} of {} non-equivalent mutants killed ({:.1f}%) in {:.0f} s".format(len(killed), len(counted), rate,
+                                                                              time.time() - begin))
+    for r in survivors:
+        print("  survived:", r["id"], "({})".format(r["file"]))
+    for ident, reason in EQUIVALENT.items():
+        print("  equivalent:", ident, "-", reason)
+    for r in stale:
+        print("  STALE (fix the mutant list):", r["id"], "-", r["detail"])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"killed_percent": rate, "results": results, "equivalent": EQUIVALENT}, f, indent=1)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
