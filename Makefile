@@ -8,7 +8,7 @@ CSRC := $(shell find csrc -type f 2>/dev/null) setup.py
 PYTEST_ARGS ?=
 DATA ?= synthetic
 
-.PHONY: setup build test cuda-check benchmark demo clean
+.PHONY: setup build test cuda-check benchmark demo mutation clean
 
 setup: $(BUILD_STAMP)
 
@@ -39,6 +39,11 @@ cuda-check: $(REQS_STAMP)
 # (DATA=synthetic: generated shapes; DATA=real: the raccoon photographs in data/raccoon)
 demo: setup
 	$(PY) tools/quickstart.py --data $(DATA)
+
+# plants each bug of tools/dev/mutation_check.py in a copy of the project and runs the tests
+# that guard it (about 10 minutes on 2 cores; not part of CI)
+mutation: setup
+	$(PY) tools/dev/mutation_check.py --json output/mutation.json
 
 benchmark: setup
 	$(PY) tools/benchmark.py --ops --json output/benchmark_ops.json

@@ -61,6 +61,27 @@ def test_voc_ap_hand_case():
     assert voc_ap(np.array([0.5, 1.0]), np.array([1.0, 0.5]), use_07_metric=False) == pytest.approx(0.75)
 
 
+def test_voc_ap_threshold_duplicates_and_metric():
+    """gts A, C; detections by score: a 10 x 12 box around A (IoU 100 / 120), A again (a
+    duplicate: false positive), C exactly -> recall [.5, .5, 1], precision [1, .5, 2/3]."""
+    gt = BoxList(torch.tensor([[0.0, 0, 9, 9], [40, 40, 49, 49]]), (60, 60))
+    gt.add_field("labels", torch.tensor([1, 1]))
+    gt.add_field("difficult", torch.tensor([False, False]))
+    pred = BoxList(torch.tensor([[0.0, 0, 9, 11], [0.0, 0, 9, 9], [40, 40, 49, 49]]), (60, 60))
+    pred.add_field("labels", torch.tensor([1, 1, 1]))
+    pred.add_field("scores", torch.tensor([0.9, 0.8, 0.7]))
+    aps = voc_class_aps([pred], [gt], num_classes=2)
+    assert aps[1] == pytest.approx((6 + 5 * 2 / 3) / 11)  # VOC07 11-point by default
+    area_ap = voc_class_aps([pred], [gt], num_classes=2, use_07_metric=False)[1]
+    assert area_ap == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    # a detection at IoU 0.55 is a hit at the 0.5 threshold and a miss at 0.6
+    loose = BoxList(torch.tensor([[0.0, 0, 9, 17.0]]), (60, 60))  # 10 x 18 around A: IoU 100 / 180 = 0.556
+    loose.add_field("labels", torch.tensor([1]))
+    loose.add_field("scores", torch.tensor([0.9]))
+    assert voc_class_aps([loose], [gt], num_classes=2)[1] == pytest.approx(6 / 11)  # recall 0.5, precision 1
+    assert voc_class_aps([loose], [gt], num_classes=2, iou_thresh=0.6)[1] == 0.0
+
+
 def test_voc_evaluation_through_evaluate(tmp_path):
     write_voc(tmp_path, {"a": (50, 40, [("dog", False, (1, 1, 10, 20))])})
     dataset = PascalVOCDataset(str(tmp_path), "test")

@@ -8,6 +8,7 @@ import torch
 from atss_core.config import cfg as default_cfg
 from atss_core.engine.bbox_aug import augmentation_runs, im_detect_bbox_aug
 from atss_core.engine.bbox_aug_vote import bbox_vote, merge_detections, soft_bbox_vote
+from atss_core.structures.boxlist_ops import keep_top_detections
 from atss_core.structures.bounding_box import BoxList
 
 PAIR = torch.tensor([[0.0, 0.0, 10.0, 10.0], [2.0, 0.0, 12.0, 10.0]])  # legacy IoU 99 / 143 = 0.692
@@ -25,6 +26,24 @@ def test_vote_merges_a_cluster_into_its_score_weighted_mean_with_the_best_score(
 def test_vote_threshold_above_the_overlap_keeps_the_boxes_apart():
     boxes_out, scores_out = bbox_vote(PAIR, torch.tensor([0.9, 0.3]), vote_th=0.7)
     assert boxes_out.tolist() == PAIR.tolist() and scores_out.tolist() == pytest.approx([0.9, 0.3])
+
+
+def test_vote_threshold_is_inclusive():
+    # 10x10 boxes (+1: 11x11 = 121) offset by 4 in x: inter 7 x 11 = 77, IoU 77 / 165 = 0.4667;
+    # at exactly that threshold they merge (IoU >= VOTE_TH)
+    pair = torch.tensor([[0.0, 0, 10, 10], [4.0, 0, 14, 10]])
+    iou = 77.0 / 165.0
+    merged, _ = bbox_vote(pair, torch.tensor([0.5, 0.5]), vote_th=torch.tensor(iou).item())
+    assert len(merged) == 1
+    apart, _ = bbox_vote(pair, torch.tensor([0.5, 0.5]), vote_th=iou + 1e-4)
+    assert len(apart) == 2
+
+
+def test_top_detections_keep_every_box_tied_with_the_last():
+    dets = _detections([[0, 0, 5, 5]] * 5, [0.9, 0.5, 0.5, 0.1, 0.7], [1, 1, 1, 1, 1])
+    assert sorted(keep_top_detections(dets, 2).get_field("scores").tolist()) == pytest.approx([0.7, 0.9])
+    assert sorted(keep_top_detections(dets, 3).get_field("scores").tolist()) == pytest.approx([0.5, 0.5, 0.7, 0.9])
+    assert len(keep_top_detections(dets, 5)) == 5 and len(keep_top_detections(dets, 0)) == 5
 
 
 def test_vote_is_greedy_from_the_best_box():

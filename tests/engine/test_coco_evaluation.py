@@ -3,6 +3,8 @@ import contextlib
 import io
 import json
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from pycocotools.cocoeval import COCOeval
@@ -55,3 +57,38 @@ def test_no_detections_gives_zero_ap(tmp_path):
     empty.add_field("scores", torch.zeros(0))
     empty.add_field("labels", torch.zeros(0, dtype=torch.int64))
     assert evaluate(dataset, [empty], None)["bbox"]["AP"] == 0.0
+
+
+def write_hand_case(tmp_path):
+    """One 300x150 image. Class "small" (json id 5): a 20x20 gt, detected with IoU 15.5 / 24.5
+    = 0.633 (a hit at IoU thresholds 0.50, 0.55, 0.60 only). Class "large" (json id 2, listed
+    first): two 100x100 gts, both detected exactly."""
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    cv2.imwrite(str(images_dir / "a.jpg"), np.zeros((150, 300, 3), dtype=np.uint8))
+    annotations = [
+        {"id": 1, "image_id": 1, "category_id": 5, "bbox": [0, 0, 20, 20], "iscrowd": 0, "area": 400},
+        {"id": 2, "image_id": 1, "category_id": 2, "bbox": [0, 40, 100, 100], "iscrowd": 0, "area": 10000},
+        {"id": 3, "image_id": 1, "category_id": 2, "bbox": [150, 40, 100, 100], "iscrowd": 0, "area": 10000},
+    ]
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 300, "height": 150}], "annotations": annotations,
+            "categories": [{"id": 2, "name": "large"}, {"id": 5, "name": "small"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(data))
+    return COCODataset(str(tmp_path / "ann.json"), str(images_dir), remove_images_without_annotations=False)
+
+
+def test_metrics_on_a_case_known_by_hand(tmp_path):
+    dataset = write_hand_case(tmp_path)
+    large, small = dataset.json_category_id_to_contiguous_id[2], dataset.json_category_id_to_contiguous_id[5]
+    # xyxy in the original frame (x2 = x + w - 1), given in a 2x resized frame
+    boxes = torch.tensor([[4.5, 0, 23.5, 19], [0, 40, 99, 139], [150, 40, 249, 139]]) * 2
+    prediction = BoxList(boxes, (600, 300))
+    prediction.add_field("scores", torch.tensor([0.7, 0.9, 0.8]))
+    prediction.add_field("labels", torch.tensor([small, large, large]))
+    report = evaluate(dataset, [prediction], None)
+    # AP: small 3/10, large 1 -> 0.65; AP50: both 1; AP75: small 0, large 1; small objects are
+    # only class "small" (0.3), large objects only class "large" (1); no medium objects (-1)
+    expected = {"AP": 0.65, "AP50": 1.0, "AP75": 0.5, "APs": 0.3, "APm": -1.0, "APl": 1.0}
+    assert report["bbox"] == pytest.approx(expected)
+    # per class over all areas with 100 detections (with 1 detection "large" would be about 0.5)
+    assert report["per_class"] == pytest.approx({"large": 1.0, "small": 0.3})

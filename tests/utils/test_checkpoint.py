@@ -150,3 +150,32 @@ def test_missing_files_are_clear_errors(tmp_path, monkeypatch):
     (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="could not read checkpoint"):
         Checkpointer(cfg, model).load(str(tmp_path / "broken.pth"))
+
+
+def test_keys_match_by_the_longest_suffix_on_a_dot_boundary():
+    from atss_core.utils.model_serialization import align_and_update_state_dicts
+
+    model = {"backbone.body.layer1.0.conv1.weight": torch.zeros(1), "rpn.head.ab.bias": torch.zeros(1),
+             "rpn.head.b.bias": torch.zeros(1)}
+    loaded = {"conv1.weight": torch.full((1,), 1.0), "layer1.0.conv1.weight": torch.full((1,), 2.0),
+              "b.bias": torch.full((1,), 3.0)}
+    report = align_and_update_state_dicts(model, loaded)
+    assert model["backbone.body.layer1.0.conv1.weight"].item() == 2.0  # the longer suffix wins
+    assert model["rpn.head.b.bias"].item() == 3.0
+    assert model["rpn.head.ab.bias"].item() == 0.0  # "ab.bias" does not end with ".b.bias"
+    assert report["missing"] == ["rpn.head.ab.bias"] and report["unexpected"] == ["conv1.weight"]
+
+
+def test_c2_weights_of_deformable_stages_go_to_conv2_conv(tmp_path):
+    from atss_core.config import cfg as default_cfg
+    from atss_core.utils.c2_model_loading import load_c2_format
+
+    blobs = {"res3_0_branch2b_w": np.ones((4, 4, 3, 3), dtype=np.float32),
+             "res2_0_branch2b_w": np.ones((4, 4, 3, 3), dtype=np.float32)}
+    with open(tmp_path / "w.pkl", "wb") as f:
+        pickle.dump({"blobs": blobs}, f)
+    cfg = default_cfg.clone()
+    cfg.merge_from_list(["MODEL.RESNETS.STAGE_WITH_DCN", (False, True, True, True)])
+    state = load_c2_format(cfg, str(tmp_path / "w.pkl"))
+    # stage 3 (layer2) is deformable: its 3x3 weights live in conv2.conv; stage 2 keeps conv2
+    assert sorted(state) == ["layer1.0.conv2.weight", "layer2.0.conv2.conv.weight"]

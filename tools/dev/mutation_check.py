@@ -201,7 +201,8 @@ MUTANTS = [
     ("c2-dcn-rename", C2, 'key = key.replace("conv2.weight", "conv2.conv.weight")', "pass", CKPT_TESTS),
     ("c2-stem-norm", C2, 'k = re.sub(r"^(res\\.)?conv1\\.(bn|gn)\\.", "bn1.", k)', 'k = re.sub(r"^res\\.conv1\\.bn\\.", "bn1.", k)',
      CKPT_TESTS),
-    ("c2-downsample-norm", C2, 'k = k.replace(".branch1.bn.", ".downsample.1.")', "pass", CKPT_TESTS),
+    ("c2-downsample-norm", C2, 'k = k.replace(".branch1.bn.", ".downsample.1.")', 'k = k.replace(".branch1.bn.", ".branch1.bn.")',
+     CKPT_TESTS),
 ]
 
 # mutants that cannot change any observable behaviour, with the reason
@@ -230,6 +231,11 @@ def run_mutant(workdir, mutant, timeout):
         return "stale", "the original text occurs {} times in {}".format(count, rel), 0.0
     with open(path, "w") as f:
         f.write(source.replace(original, mutated))
+    compiled = subprocess.run([sys.executable, "-m", "py_compile", path], capture_output=True, text=True)
+    if compiled.returncode != 0:
+        with open(path, "w") as f:
+            f.write(source)
+        return "invalid", "the mutant does not compile: " + compiled.stderr.strip().splitlines()[-1], 0.0
     start = time.time()
     try:
         result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
@@ -279,8 +285,8 @@ def main(argv=None):
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    stale = [r for r in results if r["status"] == "stale"]
-    counted = [r for r in results if r["status"] != "stale" and r["id"] not in EQUIVALENT]
+    stale = [r for r in results if r["status"] in ("stale", "invalid")]
+    counted = [r for r in results if r not in stale and r["id"] not in EQUIVALENT]
     killed = [r for r in counted if r["status"] == "killed"]
     survivors = [r for r in counted if r["status"] == "survived"]
     rate = 100.0 * len(killed) / max(len(counted), 1)
@@ -291,7 +297,7 @@ def main(argv=None):
     for ident, reason in EQUIVALENT.items():
         print("  equivalent:", ident, "-", reason)
     for r in stale:
-        print("  STALE (fix the mutant list):", r["id"], "-", r["detail"])
+        print("  {} (fix the mutant list): {} - {}".format(r["status"].upper(), r["id"], r["detail"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"killed_percent": rate, "results": results, "equivalent": EQUIVALENT}, f, indent=1)

@@ -1,5 +1,6 @@
 """ResNet / ResNeXt bodies (MSRA/Caffe2 layout) with frozen BN or GroupNorm and
 optional deformable 3x3 convs, with the official module names (stem, layer1..layer4)."""
+import logging
 from collections import namedtuple
 
 import torch.nn.functional as F
@@ -184,6 +185,10 @@ class ResNet(nn.Module):
             raise KeyError("no ResNet stage layout for MODEL.BACKBONE.CONV_BODY {!r}; known: {}".format(
                 conv_body, ", ".join(sorted(STAGE_SPECS))))
         resnets = cfg.MODEL.RESNETS
+        if resnets.RES5_DILATION != 1:
+            logging.getLogger(__name__).warning(
+                "MODEL.RESNETS.RES5_DILATION %s is ignored: as in the official code it only concerns the C4 "
+                "head, and the FPN body's last stage is never dilated", resnets.RES5_DILATION)
         stage_specs = STAGE_SPECS[conv_body]
         self.stem = RESNET_STEM_FUNCS[resnets.STEM_FUNC](cfg)
         block = RESNET_TRANSFORMATION_FUNCS[resnets.TRANS_FUNC](cfg)
