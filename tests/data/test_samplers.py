@@ -9,6 +9,11 @@ def test_distributed_sampler_partitions_one_seeded_permutation():
     parts = [list(DistributedSampler(data, num_replicas=3, rank=r, seed=7)) for r in range(3)]
     assert all(len(p) == 4 for p in parts)
     assert set(sum(parts, [])) == set(data)  # padded by repeating, nothing lost
+    # one permutation shared by the ranks (seed 7), padded with its first items to 12, rank r
+    # taking every third from r
+    permutation = torch.randperm(10, generator=torch.Generator().manual_seed(7)).tolist()
+    padded = permutation + permutation[:2]
+    assert parts == [padded[r::3] for r in range(3)]
     again = DistributedSampler(data, num_replicas=3, rank=1, seed=7)
     assert list(again) == parts[1]
     again.set_epoch(1)

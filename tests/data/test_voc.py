@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -89,7 +91,9 @@ def test_voc_evaluation_through_evaluate(tmp_path):
     pred.add_field("labels", torch.tensor([dataset.class_to_ind["dog"]]))
     pred.add_field("scores", torch.tensor([0.5]))
     report = evaluate(dataset, [pred], str(tmp_path / "out"))
-    assert report["mAP"] == pytest.approx(1.0) and (tmp_path / "out" / "voc_metrics.json").exists()
+    assert report["mAP"] == pytest.approx(1.0)
+    saved = json.loads((tmp_path / "out" / "voc_metrics.json").read_text())
+    assert saved["mAP"] == pytest.approx(report["mAP"])
 
 
 def test_real_raccoon_voc_annotations():

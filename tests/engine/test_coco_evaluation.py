@@ -60,9 +60,9 @@ def test_no_detections_gives_zero_ap(tmp_path):
 
 
 def write_hand_case(tmp_path):
-    """One 300x150 image. Class "small" (json id 5): a 20x20 gt, detected with IoU 15.5 / 24.5
-    = 0.633 (a hit at IoU thresholds 0.50, 0.55, 0.60 only). Class "large" (json id 2, listed
-    first): two 100x100 gts, both detected exactly."""
+    """One 300x150 image. Class "small" (json id 5, listed first): a 20x20 gt, detected with
+    IoU 15.5 / 24.5 = 0.633 (a hit at IoU thresholds 0.50, 0.55, 0.60 only). Class "large"
+    (json id 2): two 100x100 gts, both detected exactly."""
     images_dir = tmp_path / "images"
     images_dir.mkdir()
     cv2.imwrite(str(images_dir / "a.jpg"), np.zeros((150, 300, 3), dtype=np.uint8))
@@ -72,14 +72,16 @@ def write_hand_case(tmp_path):
         {"id": 3, "image_id": 1, "category_id": 2, "bbox": [150, 40, 100, 100], "iscrowd": 0, "area": 10000},
     ]
     data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 300, "height": 150}], "annotations": annotations,
-            "categories": [{"id": 2, "name": "large"}, {"id": 5, "name": "small"}]}
+            "categories": [{"id": 5, "name": "small"}, {"id": 2, "name": "large"}]}
     (tmp_path / "ann.json").write_text(json.dumps(data))
     return COCODataset(str(tmp_path / "ann.json"), str(images_dir), remove_images_without_annotations=False)
 
 
 def test_metrics_on_a_case_known_by_hand(tmp_path):
     dataset = write_hand_case(tmp_path)
-    large, small = dataset.json_category_id_to_contiguous_id[2], dataset.json_category_id_to_contiguous_id[5]
+    # contiguous ids follow the json's category order, as officially (checkpoint channels depend on it)
+    assert dataset.json_category_id_to_contiguous_id == {5: 1, 2: 2}
+    small, large = 1, 2
     # xyxy in the original frame (x2 = x + w - 1), given in a 2x resized frame
     boxes = torch.tensor([[4.5, 0, 23.5, 19], [0, 40, 99, 139], [150, 40, 249, 139]]) * 2
     prediction = BoxList(boxes, (600, 300))

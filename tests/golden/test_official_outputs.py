@@ -90,11 +90,6 @@ def assert_same_detections(ours, official, score_tol=1e-5, box_tol=1e-3, same_or
         taken[candidates[0]] = True
 
 
-@pytest.fixture(scope="module", params=CASES)
-def case(request):
-    return request.param
-
-
 def _train_outputs(record, positive_type, regression_type):
     cfg, model = build_model(record, ["MODEL.ATSS.POSITIVE_TYPE", positive_type,
                                       "MODEL.ATSS.REGRESSION_TYPE", regression_type])
@@ -108,15 +103,16 @@ def _train_outputs(record, positive_type, regression_type):
     return cfg, model, images, targets, head_out, anchors
 
 
-@pytest.mark.parametrize("positive_type,regression_type", [
-    ("ATSS", "BOX"), ("SSC", "BOX"), ("IoU", "BOX"), ("TOPK", "BOX"),
-    ("ATSS", "POINT"), ("SSC", "POINT"), ("IoU", "POINT"), ("TOPK", "POINT")])
-def test_training_matches_official(case, positive_type, regression_type):
+def recorded(kind):
+    """(case, key) of every recorded training run ("runs") or eval regression type ("eval")."""
+    return [(case, key) for case in CASES for key in load_record(case)[kind]]
+
+
+@pytest.mark.parametrize("case,pair", recorded("runs"), ids=lambda v: v if isinstance(v, str) else "-".join(v))
+def test_training_matches_official(case, pair):
+    positive_type, regression_type = pair
     record = load_record(case)
-    run = record["runs"].get((positive_type, regression_type))
-    if run is None:
-        pytest.skip("{} records no {}/{} run (POINT needs one anchor per location)".format(
-            case, positive_type, regression_type))
+    run = record["runs"][pair]
     cfg, model, images, targets, head_out, anchors = _train_outputs(record, positive_type, regression_type)
 
     # anchors (as the official generator made them) and their visibility, exactly
@@ -147,13 +143,11 @@ def test_training_matches_official(case, positive_type, regression_type):
 
 
 @pytest.mark.parametrize("variant", ["default", "uncapped", "sparse", "none"])
-@pytest.mark.parametrize("regression_type", ["BOX", "POINT"])
+@pytest.mark.parametrize("case,regression_type", recorded("eval"))
 def test_eval_detections_match_official(case, regression_type, variant):
     """The three photographs (the third without objects) in one padded batch; with the
     default cap, uncapped (the count measures NMS), a high threshold, and nothing passing."""
     record = load_record(case)
-    if regression_type not in record["eval"]:
-        pytest.skip("{} records no {} eval".format(case, regression_type))
     expected = record["eval"][regression_type][variant]
     cfg, model = build_model(record, ["MODEL.ATSS.REGRESSION_TYPE", regression_type] + list(expected["extra"]))
     model.eval()

@@ -138,6 +138,7 @@ def test_deform_conv_empty_batch(device):
     assert out.shape == (0, 3, 6, 6)
     out.sum().backward()
     assert x.grad.shape == x.shape
+    assert conv.weight.grad is not None and torch.count_nonzero(conv.weight.grad) == 0  # nothing to learn from
 
 
 def test_deform_conv_rejects_bad_arguments():

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -67,8 +69,10 @@ def test_focal_loss_extreme_logits_are_finite(device):
     loss = sigmoid_focal_loss(logits, targets)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
-    # the confidently wrong logits (row 0 col 0 should be 1; row 2 col 1 should be 0) dominate
-    assert loss.item() > 0.25 * 90
+    # confidently wrong logits cost |logit| times their weight: row 0 col 0 (should be 1)
+    # 0.25 * 100, row 0 col 1 and row 2 col 1 (should be 0) 0.75 * 100 and 0.75 * 50; row 2 col 0
+    # (logit 0, background) 0.75 * 0.5^2 * ln 2; the confidently right ones cost nothing
+    assert loss.item() == pytest.approx(25 + 75 + 37.5 + 0.75 * 0.25 * math.log(2), rel=1e-5)
 
 
 def test_focal_loss_empty(device):
@@ -111,11 +115,11 @@ def test_focal_loss_rejects_bad_arguments():
 
 
 def test_focal_loss_float32_is_accurate_over_the_logit_range(device):
-    """The CPU float32 kernel uses polynomial exp/log: compare with float64 everywhere."""
+    """The CPU float32 kernel uses polynomial exp/log: compare with torchvision in float64 everywhere."""
     logits = torch.linspace(-40, 40, 4001, dtype=torch.float64).reshape(-1, 1).repeat(1, 3)
     targets = torch.arange(4001) % 4  # background and each of the 3 classes
     ref_in = logits.clone().requires_grad_()
-    ref = sigmoid_focal_loss(ref_in.to(device), targets.to(device), reduction="none")
+    ref = oracle(ref_in, targets, 2.0, 0.25)
     ref.sum().backward()
     ours_in = logits.float().to(device).requires_grad_()
     ours = sigmoid_focal_loss(ours_in, targets.to(device), reduction="none")

@@ -36,6 +36,16 @@ def test_atss_generator_grid_and_visibility():
     assert (p3.bbox[12] - p3.bbox[0]).tolist() == [0.0, 8.0, 0.0, 8.0]
     # straddle_thresh 0: 64-pixel anchors at the border stick out of a 90x60 image
     assert not p3.get_field("visibility").any()
+    # on a 90x80 image, P3's 64-pixel anchors centred at 4 + 8i fit for x in columns 4..6
+    # (x1 = 4 + 8i - 31.5 >= 0, x2 = 4 + 8i + 31.5 < 90) and rows 4..5: 6 visible; none above P3
+    images = to_image_list([torch.zeros(3, 80, 90)], size_divisible=32)
+    features = [torch.zeros(1, 4, 96 // s, 96 // s) for s in (8, 16, 32)] + [torch.zeros(1, 4, 2, 2),
+                                                                              torch.zeros(1, 4, 1, 1)]
+    levels = generator(images, features)[0]
+    assert [int(level.get_field("visibility").sum()) for level in levels] == [6, 0, 0, 0, 0]
+    visible = levels[0].bbox[levels[0].get_field("visibility")]
+    assert sorted({(x1 + 31.5 - 4) / 8 for x1 in visible[:, 0].tolist()}) == [4, 5, 6]
+    assert sorted({(y1 + 31.5 - 4) / 8 for y1 in visible[:, 1].tolist()}) == [4, 5]
 
 
 def test_negative_straddle_thresh_keeps_everything_and_octave_scales():

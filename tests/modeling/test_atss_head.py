@@ -42,8 +42,18 @@ def test_point_regression_is_non_negative_and_needs_one_anchor():
 
 
 def test_dcn_tower_replaces_the_last_conv():
+    torch.manual_seed(0)
     head = ATSSHead(small_cfg(**{"MODEL.ATSS.USE_DCN_IN_TOWER": True}), in_channels=32)
-    assert type(head.cls_tower[3]).__name__ == "DFConv2d" and type(head.cls_tower[0]).__name__ == "Conv2d"
+    for tower in (head.cls_tower, head.bbox_tower):  # NUM_CONVS 2: the second conv is deformable
+        assert type(tower[3]).__name__ == "DFConv2d" and type(tower[0]).__name__ == "Conv2d"
+        assert tower[3].with_modulated_dcn and tower[3].offset.out_channels == 27  # DCNv2: 18 offsets + 9 masks
+        assert tower[3].offset.weight.std().item() == pytest.approx(0.01, rel=0.2)  # the head's N(0, 0.01)
+    # with zero offsets (mask 0.5) the deformable layer is half the plain convolution
+    dcn = head.cls_tower[3]
+    torch.nn.init.zeros_(dcn.offset.weight)
+    x = torch.randn(1, 32, 6, 6)
+    expected = 0.5 * torch.nn.functional.conv2d(x, dcn.conv.weight, padding=1) + dcn.conv.bias.view(1, -1, 1, 1)
+    torch.testing.assert_close(dcn(x), expected, rtol=1e-4, atol=1e-5)
     logits, _, _ = head([torch.randn(1, 32, 6, 6) for _ in range(5)])
     assert logits[0].shape == (1, 4, 6, 6)
 

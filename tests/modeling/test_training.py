@@ -1,6 +1,7 @@
 """End-to-end losses of the detector on a tiny synthetic set (CPU)."""
 import math
 
+import pytest
 import torch
 
 from atss_core.config import cfg as default_cfg
@@ -50,11 +51,21 @@ def test_losses_are_finite_and_include_an_image_without_objects():
     images, targets = synthetic_batch(n=2)
     empty = BoxList(torch.zeros(0, 4), targets[1].size)
     empty.add_field("labels", torch.zeros(0, dtype=torch.int64))
+    # every logit at the prior: p = 0.01 everywhere, so the focal loss has a closed form
+    torch.nn.init.zeros_(model.rpn.head.cls_logits.weight)
     losses = model(images, [targets[0], empty])
     assert set(losses) == {"loss_cls", "loss_reg", "loss_centerness"}
     assert all(torch.isfinite(v) for v in losses.values())
-    # a fresh head predicts the prior everywhere: the focal loss is close to its analytic value
-    assert losses["loss_cls"].item() > 0
+    positive_term = 0.25 * 0.99 ** 2 * -math.log(0.01)  # alpha (1 - p)^gamma (-log p)
+    negative_term = 0.75 * 0.01 ** 2 * -math.log(0.99)  # (1 - alpha) p^gamma (-log(1 - p))
+    anchors = 2 * (8 * 8 + 4 * 4 + 2 * 2 + 1 + 1)  # two 64x64 images, P3-P7, one anchor per place
+    features = model.backbone(images.tensors)
+    labels, _ = model.rpn.loss_evaluator.prepare_targets(
+        [targets[0], empty], model.rpn.anchor_generator(images, features))
+    positives = int(sum((l > 0).sum() for l in labels))
+    assert positives > 0
+    expected = (positives * positive_term + (anchors * 2 - positives) * negative_term) / positives
+    assert losses["loss_cls"].item() == pytest.approx(expected, rel=1e-4)
     sum(losses.values()).backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
 
@@ -65,9 +76,11 @@ def test_all_background_batch_trains_without_nan():
     images, targets = synthetic_batch(n=2)
     empty = BoxList(torch.zeros(0, 4), targets[0].size)
     empty.add_field("labels", torch.zeros(0, dtype=torch.int64))
+    torch.nn.init.zeros_(model.rpn.head.cls_logits.weight)  # every logit at the prior 0.01
     losses = model(images, [empty, empty])
     assert losses["loss_reg"].item() == 0 and losses["loss_centerness"].item() == 0
-    assert math.isfinite(losses["loss_cls"].item())
+    # no positives: the sum over 2 images x 86 anchors x 2 classes of (1 - alpha) p^2 (-log(1 - p)), / 1
+    assert losses["loss_cls"].item() == pytest.approx(2 * 86 * 2 * 0.75 * 1e-4 * -math.log(0.99), rel=1e-4)
     sum(losses.values()).backward()
 
 

@@ -40,6 +40,10 @@ def test_transpose_is_an_involution_and_keeps_fields():
     assert flipped.bbox[0, 0].item() == pytest.approx(200 - boxes.bbox[0, 2].item() - 1)
     torch.testing.assert_close(flipped.transpose(FLIP_LEFT_RIGHT).bbox, boxes.bbox)
     torch.testing.assert_close(boxes.transpose(FLIP_TOP_BOTTOM).transpose(FLIP_TOP_BOTTOM).bbox, boxes.bbox)
+    one = BoxList(torch.tensor([[10.0, 20.0, 30.0, 45.0]]), (200, 100))
+    assert one.transpose(FLIP_LEFT_RIGHT).bbox.tolist() == [[200 - 30 - 1, 20.0, 200 - 10 - 1, 45.0]]
+    # the official top-bottom flip has no -1 (unlike left-right); kept as it is
+    assert one.transpose(FLIP_TOP_BOTTOM).bbox.tolist() == [[10.0, 100 - 45, 30.0, 100 - 20]]
     assert torch.equal(flipped.get_field("labels"), boxes.get_field("labels"))
 
 

@@ -47,6 +47,10 @@ def test_save_and_resume_restore_everything(tmp_path):
     assert extra["iteration"] == 7
     assert_same_weights(model, fresh)
     assert fresh_sched.last_epoch == 1 and fresh_opt.state_dict()["state"].keys() == optimizer.state_dict()["state"].keys()
+    # the momentum buffers themselves, and the learning rates
+    for key, state in optimizer.state_dict()["state"].items():
+        assert torch.equal(fresh_opt.state_dict()["state"][key]["momentum_buffer"], state["momentum_buffer"])
+    assert [g["lr"] for g in fresh_opt.param_groups] == [g["lr"] for g in optimizer.param_groups]
 
 
 def _one_batch():
@@ -179,3 +183,4 @@ def test_c2_weights_of_deformable_stages_go_to_conv2_conv(tmp_path):
     state = load_c2_format(cfg, str(tmp_path / "w.pkl"))
     # stage 3 (layer2) is deformable: its 3x3 weights live in conv2.conv; stage 2 keeps conv2
     assert sorted(state) == ["layer1.0.conv2.weight", "layer2.0.conv2.conv.weight"]
+    assert all(torch.equal(v, torch.ones(4, 4, 3, 3)) for v in state.values())

@@ -205,6 +205,56 @@ MUTANTS = [
      CKPT_TESTS),
 ]
 
+DATASET = "atss_core/data/datasets/coco.py"
+TRANSFORM_BUILD = "atss_core/data/transforms/build.py"
+CHECKPOINT = "atss_core/utils/checkpoint.py"
+MUTANTS += [
+    ("coder-log-ratio", CODER, "ww * torch.log(gw / aw)", "ww * torch.log(aw / gw)", MODEL_TESTS),
+    ("coder-point-sign", CODER, "u * (acx - gt_boxes[:, 0]) / aw", "u * (gt_boxes[:, 0] - acx) / aw", MODEL_TESTS),
+    ("anchor-straddle-off", ANCHORS, "if t < 0:", "if t <= 0:", MODEL_TESTS),
+    ("ssc-largest-area", LOSS, "min_area, index = area.min(dim=1)", "min_area, index = area.max(dim=1)", MODEL_TESTS),
+    ("iou-between-as-background", LOSS, "gt_index[matches == Matcher.BETWEEN_THRESHOLDS] = IGNORE",
+     "gt_index[matches == Matcher.BETWEEN_THRESHOLDS] = BACKGROUND", MODEL_TESTS),
+    ("topk-distance-weight", LOSS, "distances = distances / distances.max() / 1000",
+     "distances = distances / distances.max() / 10", MODEL_TESTS),
+    ("labels-background-kept", LOSS, "labels_per_image[gt_index == BACKGROUND] = 0\n", "pass\n", MODEL_TESTS),
+    ("centerness-target-max", LOSS, "* (top_bottom.min(dim=-1).values / top_bottom.max(dim=-1).values))",
+     "* (top_bottom.max(dim=-1).values / top_bottom.max(dim=-1).values))", MODEL_TESTS),
+    ("post-no-pre-nms-cap", POST, "pre_nms_top_n = candidate_inds.reshape(N, -1).sum(1).clamp(max=self.pre_nms_top_n)",
+     "pre_nms_top_n = candidate_inds.reshape(N, -1).sum(1)", MODEL_TESTS),
+    ("post-class-agnostic-nms", POST, "result = boxlist_ml_nms(boxlist, self.nms_thresh)",
+     "result = boxlist_nms(boxlist, self.nms_thresh)", MODEL_TESTS),
+    ("ml-nms-score-order", OPS, "return boxlist[keep.sort().values].convert(mode)", "return boxlist[keep].convert(mode)",
+     MODEL_TESTS),
+    ("aug-flip-run-unflipped", AUG, "runs.append((cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, True, None))",
+     "runs.append((cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, False, None))", AUG_TESTS),
+    ("aug-result-frame", AUG, "results.append(merged.resize(T.image_size(image)))", "results.append(merged)",
+     AUG_TESTS),
+    ("vote-mean-score", VOTE, "merged_scores = torch.stack([scores[idx].max() for idx, _ in clusters])",
+     "merged_scores = torch.stack([scores[idx].mean() for idx, _ in clusters])", AUG_TESTS),
+    ("soft-vote-unsorted", VOTE, "    order = merged_scores.argsort(descending=True)\n    return merged_boxes[order], merged_scores[order]",
+     "    return merged_boxes, merged_scores", AUG_TESTS),
+    ("vote-last-class-dropped", VOTE, "classes = range(1, num_classes) if", "classes = range(1, num_classes - 1) if",
+     AUG_TESTS),
+    ("coco-category-unmapped", COCO, '"category_id": dataset.contiguous_category_id_to_json_id[label]',
+     '"category_id": label', EVAL_TESTS),
+    ("coco-categories-sorted", DATASET, "enumerate(self.coco.getCatIds())", "enumerate(sorted(self.coco.getCatIds()))",
+     EVAL_TESTS + ["tests/data/test_coco_dataset.py"]),
+    ("train-no-flip", TRANSFORM_BUILD, "max_size, flip_prob = cfg.INPUT.MAX_SIZE_TRAIN, 0.5",
+     "max_size, flip_prob = cfg.INPUT.MAX_SIZE_TRAIN, 0.0", DATA_TESTS + ["tests/data/test_build.py"]),
+    ("train-size-range-exclusive", TRANSFORM_BUILD, "min_size = list(range(lo, hi + 1))", "min_size = list(range(lo, hi))",
+     DATA_TESTS + ["tests/data/test_build.py"]),
+    ("box-area-plus-one", BOX, "return (box[:, 2] - box[:, 0] + TO_REMOVE) * (box[:, 3] - box[:, 1] + TO_REMOVE)",
+     "return (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])", DATA_TESTS + MODEL_TESTS),
+    ("solver-no-momentum", SOLVER, "momentum=solver.MOMENTUM)", "momentum=0.0)", SOLVER_TESTS),
+    ("scheduler-warmup-direction", SCHEDULER, "warmup = self.warmup_factor * (1 - alpha) + alpha",
+     "warmup = self.warmup_factor * alpha + (1 - alpha)", SOLVER_TESTS),
+    ("resume-optimizer-lost", CHECKPOINT, "                self.optimizer.load_state_dict(checkpoint.pop(\"optimizer\"))\n",
+     "                checkpoint.pop(\"optimizer\")\n", CKPT_TESTS),
+    ("resume-scheduler-lost", CHECKPOINT, "                self.scheduler.load_state_dict(checkpoint.pop(\"scheduler\"))\n",
+     "                checkpoint.pop(\"scheduler\")\n", CKPT_TESTS),
+]
+
 # mutants that cannot change any observable behaviour, with the reason
 EQUIVALENT = {}
 
