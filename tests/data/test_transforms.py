@@ -63,3 +63,25 @@ def test_build_transforms_train_and_test():
     cfg.merge_from_list(["INPUT.MIN_SIZE_RANGE_TRAIN", (70, 60)])
     with pytest.raises(ValueError, match="MIN_SIZE_RANGE_TRAIN"):
         build_transforms(cfg, is_train=True)
+
+
+def test_training_flips_half_of_the_images_and_testing_none():
+    cfg = default_cfg.clone()
+    cfg.merge_from_list(["INPUT.MIN_SIZE_TRAIN", (100,), "INPUT.MAX_SIZE_TRAIN", 400, "INPUT.MIN_SIZE_TEST", 100])
+    random.seed(0)
+    train, test = build_transforms(cfg, is_train=True), build_transforms(cfg, is_train=False)
+    flips = {"train": 0, "test": 0}
+    for _ in range(200):
+        for name, transform in (("train", train), ("test", test)):
+            _, target = transform(*image_and_target())
+            flips[name] += int(target.bbox[0, 0].item() != 20.0)  # x1 moves only when flipped
+    assert 70 < flips["train"] < 130 and flips["test"] == 0  # binomial(200, 0.5): 100 +- 30 is 4 sigma
+
+
+def test_training_size_range_includes_both_ends():
+    cfg = default_cfg.clone()
+    cfg.merge_from_list(["INPUT.MIN_SIZE_RANGE_TRAIN", (100, 102), "INPUT.MAX_SIZE_TRAIN", 1000])
+    random.seed(0)
+    transform = build_transforms(cfg, is_train=True)
+    heights = {transform(*image_and_target(w=300, h=150))[0].shape[1] for _ in range(60)}
+    assert heights == {100, 101, 102}
