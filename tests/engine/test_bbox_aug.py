@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from atss_core.config import cfg as default_cfg
-from atss_core.engine.bbox_aug import augmentation_runs, im_detect_bbox_aug
+from atss_core.engine.bbox_aug import _keep_sizes_within, augmentation_runs, im_detect_bbox_aug
 from atss_core.engine.bbox_aug_vote import bbox_vote, merge_detections, soft_bbox_vote
 from atss_core.structures.boxlist_ops import keep_top_detections
 from atss_core.structures.bounding_box import BoxList
@@ -226,3 +226,11 @@ def test_scale_ranges_drop_the_boxes_outside_them():
     cfg = aug_cfg(SCALES=(50, 150), MAX_SIZE=400, SCALE_RANGES=((0, 10000), (0, 32)), VOTE=True)
     result, = im_detect_bbox_aug(BrightBlobDetector(), [blob_image()], torch.device("cpu"), cfg)
     assert result.get_field("scores").item() == pytest.approx(0.128)  # the 80 px test scale: 128 px wide
+
+
+def test_scale_ranges_are_strict_on_the_area_with_plus_one_sizes():
+    # sides (+1 convention) 10, 11, 19, 20 against the range (10, 20): areas 100 and 400 are out
+    sides = [10, 11, 19, 20]
+    dets = _detections([[0, 0, n - 1, n - 1] for n in sides], [0.5] * 4, [1] * 4)
+    kept = _keep_sizes_within(dets, (10, 20))
+    assert (kept.bbox[:, 2] + 1).tolist() == [11, 19]

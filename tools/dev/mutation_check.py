@@ -226,6 +226,8 @@ MUTANTS += [
      "result = boxlist_nms(boxlist, self.nms_thresh)", MODEL_TESTS),
     ("ml-nms-score-order", OPS, "return boxlist[keep.sort().values].convert(mode)", "return boxlist[keep].convert(mode)",
      MODEL_TESTS),
+    ("aug-range-inclusive", AUG, "keep = ((area > lo * lo) & (area < hi * hi))", "keep = ((area >= lo * lo) & (area <= hi * hi))",
+     AUG_TESTS),
     ("aug-flip-run-unflipped", AUG, "runs.append((cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, True, None))",
      "runs.append((cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, False, None))", AUG_TESTS),
     ("aug-result-frame", AUG, "results.append(merged.resize(T.image_size(image)))", "results.append(merged)",
