@@ -8,7 +8,7 @@ CSRC := $(shell find csrc -type f 2>/dev/null) setup.py
 PYTEST_ARGS ?=
 DATA ?= synthetic
 
-.PHONY: setup build test cuda-check benchmark demo mutation clean
+.PHONY: setup build test cuda-check benchmark bench demo mutation clean
 
 setup: $(BUILD_STAMP)
 
@@ -47,6 +47,11 @@ mutation: setup
 
 benchmark: setup
 	$(PY) tools/benchmark.py --ops --json output/benchmark_ops.json
+
+# the detector against torchvision FCOS / RetinaNet and the machine's limits (minutes on 2 cores);
+# rewrites the README's model-benchmark table
+bench: setup
+	$(PY) tools/benchmark.py --model --sizes 800x1216 800x1333 --json output/benchmark_model.json --readme
 
 clean:
 	rm -rf build $(BUILD_STAMP) atss_core/_C*.so *.egg-info

@@ -1,10 +1,15 @@
 #!/usr/bin/env python
-"""Times atss_core's compiled ops against their torchvision counterparts in the same run.
+"""Times atss_core against torchvision in the same run.
 
     python tools/benchmark.py --ops [--device cpu|cuda] [--repeats N] [--json FILE]
+    python tools/benchmark.py --model [--sizes 800x1216 800x1333] [--json FILE] [--readme]
 
-Each case is run a few times to warm up (excluded), then timed `--repeats` times;
-the table shows the medians and the ratio ours / torchvision (< 1 means we are faster).
+--ops: every compiled op against its torchvision counterpart. --model: the ATSS R-50-FPN
+against torchvision's FCOS and RetinaNet (inference per image, a training step), the
+machine's fp32/bf16 limits with our forward's achieved GFLOP/s, and the ATSS assignment
+against a per-gt loop (tools/benchmark_model.py). Each case is run a few times to warm up
+(excluded), then timed `--repeats` times; the tables show medians and ratios ours / theirs
+(< 1 means we are faster).
 """
 import argparse
 import json
@@ -140,15 +145,22 @@ def deform_cases(device):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ops", action="store_true", help="benchmark the compiled ops (the only suite so far)")
+    parser.add_argument("--ops", action="store_true", help="benchmark the compiled ops")
+    parser.add_argument("--model", action="store_true", help="benchmark the detector (CPU)")
+    parser.add_argument("--sizes", nargs="*", default=["800x1216"], help="--model: inference sizes HxW")
+    parser.add_argument("--train-size", default="800x1216", help="--model: training step size HxW")
+    parser.add_argument("--skip-training", action="store_true", help="--model: leave out the training step")
+    parser.add_argument("--readme", action="store_true", help="--model: rewrite the README's model-benchmark table")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--filter", default="", help="only run cases whose name contains this text")
     args = parser.parse_args(argv)
-    if not args.ops:
-        parser.error("choose a suite: --ops")
+    if not (args.ops or args.model):
+        parser.error("choose a suite: --ops or --model")
+    if args.model:
+        return model_main(args)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda requested but no CUDA device is available")
@@ -177,6 +189,32 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
         print("wrote", args.json)
+    return report
+
+
+def parse_size(text):
+    height, width = text.lower().split("x")
+    return int(height), int(width)
+
+
+def model_main(args):
+    import benchmark_model
+
+    repeats = args.repeats if args.repeats != 7 else 3  # the model cases take seconds each
+    results = benchmark_model.run_model_suite([parse_size(s) for s in args.sizes], args.warmup, repeats,
+                                              parse_size(args.train_size), skip_training=args.skip_training)
+    print(benchmark_model.format_table(results))
+    report = dict(suite="model", device="cpu", device_name=platform.processor() or "cpu",
+                  threads=torch.get_num_threads(), torch=torch.__version__, torchvision=torchvision.__version__,
+                  repeats=repeats, warmup=args.warmup, results=results)
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+        print("wrote", args.json)
+    if args.readme:
+        benchmark_model.update_readme(os.path.join(benchmark_model.ROOT, "README.md"), report)
+        print("updated the README's model-benchmark table")
     return report
 
 

@@ -1,0 +1,301 @@
+"""The model suite of tools/benchmark.py: atss_core's ATSS R-50-FPN against torchvision's
+FCOS and RetinaNet R-50-FPN, and against the machine's own limits, in one run.
+
+Every case runs on the same random inputs and threads, the models interleaved (one repeat
+of each in turn, so that drifts in the machine's speed hit all of them), warm-up excluded,
+median of the repeats. Weights are random (weights=None everywhere), as only speed is measured.
+"""
+import math
+import os
+import statistics
+import time
+
+import torch
+import torchvision
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ATSS_CONFIG = os.path.join(ROOT, "configs", "atss", "atss_R_50_FPN_1x.yaml")
+
+
+def interleaved_medians(named_fns, warmup, repeats):
+    """{name: median seconds} of callables run round-robin."""
+    for _ in range(warmup):
+        for fn in named_fns.values():
+            fn()
+    times = {name: [] for name in named_fns}
+    for _ in range(repeats):
+        for name, fn in named_fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+# ---------------------------------------------------------------- models
+def build_atss(overrides=()):
+    from atss_core.config import cfg as default_cfg
+    from atss_core.modeling.detector import build_detection_model
+
+    cfg = default_cfg.clone()
+    cfg.merge_from_file(ATSS_CONFIG)
+    cfg.merge_from_list(["MODEL.WEIGHT", "", "MODEL.DEVICE", "cpu"] + list(overrides))
+    torch.manual_seed(0)
+    return cfg, build_detection_model(cfg)
+
+
+def build_torchvision(name, height, width):
+    """torchvision's detector, its internal resize set to keep a height x width input as it is."""
+    torch.manual_seed(0)
+    builder = {"fcos": torchvision.models.detection.fcos_resnet50_fpn,
+               "retinanet": torchvision.models.detection.retinanet_resnet50_fpn}[name]
+    return builder(weights=None, weights_backbone=None, min_size=min(height, width), max_size=max(height, width))
+
+
+def random_images(count, height, width, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(3, height, width, generator=g) for _ in range(count)]
+
+
+def random_boxes(count, height, width, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(count, 2, generator=g) * torch.tensor([width * 0.8, height * 0.8])
+    wh = 16 + torch.rand(count, 2, generator=g) * torch.tensor([width * 0.3, height * 0.3])
+    boxes = torch.cat([xy, (xy + wh).min(torch.tensor([width - 1.0, height - 1.0]))], dim=1)
+    labels = torch.randint(1, 81, (count,), generator=g)
+    return boxes, labels
+
+
+def atss_inputs(images, cfg):
+    """0..1 RGB tensors -> the ImageList our model takes (BGR 0..255, mean subtracted, padded)."""
+    from atss_core.structures import to_image_list
+
+    mean = torch.tensor(cfg.INPUT.PIXEL_MEAN).view(3, 1, 1)
+    return to_image_list([img[[2, 1, 0]] * 255 - mean for img in images], cfg.DATALOADER.SIZE_DIVISIBILITY)
+
+
+def atss_targets(images, boxes_per_image=8):
+    from atss_core.structures import BoxList
+
+    targets = []
+    for i, img in enumerate(images):
+        boxes, labels = random_boxes(boxes_per_image, img.shape[1], img.shape[2], seed=i)
+        target = BoxList(boxes, (img.shape[2], img.shape[1]))
+        target.add_field("labels", labels)
+        targets.append(target)
+    return targets
+
+
+def torchvision_targets(images, boxes_per_image=8):
+    return [dict(zip(("boxes", "labels"), random_boxes(boxes_per_image, img.shape[1], img.shape[2], seed=i)))
+            for i, img in enumerate(images)]
+
+
+# ---------------------------------------------------------------- suites
+def inference_case(height, width, warmup, repeats):
+    cfg, atss = build_atss()
+    atss.eval()
+    fcos = build_torchvision("fcos", height, width).eval()
+    retina = build_torchvision("retinanet", height, width).eval()
+    images = random_images(1, height, width)
+    batch = atss_inputs(images, cfg)
+
+    def run(model, inputs):
+        def fn():
+            with torch.inference_mode():
+                model(inputs)
+        return fn
+
+    seconds = interleaved_medians({"atss_core": run(atss, batch), "torchvision_fcos": run(fcos, images),
+                                   "torchvision_retinanet": run(retina, images)}, warmup, repeats)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        atss(batch)
+    flops = counter.get_total_flops()
+    return {"case": "inference {}x{}".format(height, width), "seconds": seconds, "atss_gflop": flops / 1e9,
+            "atss_gflops_per_s": flops / 1e9 / seconds["atss_core"]}
+
+
+def training_case(height, width, warmup, repeats, batch_size=2):
+    cfg, atss = build_atss()
+    fcos, retina = build_torchvision("fcos", height, width), build_torchvision("retinanet", height, width)
+    images = random_images(batch_size, height, width)
+    batch, targets = atss_inputs(images, cfg), atss_targets(images)
+    tv_targets = torchvision_targets(images)
+
+    def step(model, call):
+        model.train()
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
+
+        def fn():
+            losses = call(model)
+            optimizer.zero_grad()
+            sum(losses.values()).backward()
+            optimizer.step()
+        return fn
+
+    seconds = interleaved_medians({
+        "atss_core": step(atss, lambda m: m(batch, targets)),
+        "torchvision_fcos": step(fcos, lambda m: m(images, tv_targets)),
+        "torchvision_retinanet": step(retina, lambda m: m(images, tv_targets)),
+    }, warmup, repeats)
+    return {"case": "training step, batch {} at {}x{}".format(batch_size, height, width), "seconds": seconds}
+
+
+def limits_case(warmup, repeats):
+    """The machine's limit: the best of a large matmul and a large 3x3 conv, fp32 and bf16."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    x, w = torch.randn(1, 256, 200, 304), torch.randn(256, 256, 3, 3)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    matmul_flop = 2 * 2048 ** 3
+    conv_flop = 2 * 256 * 256 * 9 * 200 * 304
+    fns = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        name = str(dtype).replace("torch.", "")
+        fns["matmul_" + name] = (lambda a=a.to(dtype), b=b.to(dtype): torch.mm(a, b), matmul_flop)
+        fns["conv_" + name] = (lambda x=x_cl.to(dtype), w=w.to(dtype): torch.nn.functional.conv2d(x, w, padding=1),
+                               conv_flop)
+
+    def timed(fn):
+        def run():
+            with torch.inference_mode():
+                fn()
+        return run
+
+    seconds = interleaved_medians({k: timed(fn) for k, (fn, _) in fns.items()}, warmup, repeats)
+    gflops = {k: fns[k][1] / 1e9 / s for k, s in seconds.items()}
+    return {"case": "machine limits", "gflops_per_s": gflops,
+            "fp32_limit": max(gflops["matmul_float32"], gflops["conv_float32"]),
+            "bf16_limit": max(gflops["matmul_bfloat16"], gflops["conv_bfloat16"])}
+
+
+def _assign_atss_loop(anchors, counts, gt_boxes, topk):
+    """ATSS assignment one gt at a time, as plainly as possible (the reference for speed and output)."""
+    from atss_core.structures.boxlist_ops import box_iou_legacy
+
+    centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+    result = torch.full((anchors.shape[0],), -1, dtype=torch.int64)
+    best_iou = torch.full((anchors.shape[0],), -math.inf)
+    for g in range(gt_boxes.shape[0]):
+        gt = gt_boxes[g:g + 1]
+        ious = box_iou_legacy(anchors, gt)[:, 0]
+        gt_centre = (gt[0, :2] + gt[0, 2:]) / 2
+        distances = (centres - gt_centre).pow(2).sum(1).sqrt()
+        candidates, start = [], 0
+        for count in counts:
+            k = min(topk, count)
+            candidates.append(distances[start:start + count].topk(k, largest=False).indices + start)
+            start += count
+        candidates = torch.cat(candidates)
+        threshold = ious[candidates].mean() + ious[candidates].std()
+        ltrb = torch.cat([centres[candidates] - gt[0, :2], gt[0, 2:] - centres[candidates]], dim=1)
+        positive = candidates[(ious[candidates] >= threshold) & (ltrb.min(dim=1).values > 0.01)]
+        better = ious[positive] > best_iou[positive]
+        result[positive[better]] = g
+        best_iou[positive[better]] = ious[positive[better]]
+    return result
+
+
+def assignment_case(warmup, repeats, num_gt=100):
+    from atss_core.modeling.rpn.atss.loss import assign_atss
+    from atss_core.structures import to_image_list
+
+    cfg, atss = build_atss()
+    images = to_image_list([torch.zeros(3, 800, 1333)], 32)
+    features = [torch.zeros(1, 1, math.ceil(images.tensors.shape[-2] / s), math.ceil(images.tensors.shape[-1] / s))
+                for s in cfg.MODEL.ATSS.ANCHOR_STRIDES]
+    levels = atss.rpn.anchor_generator(images, features)[0]
+    anchors = torch.cat([level.bbox for level in levels])
+    counts = [len(level) for level in levels]
+    gt_boxes, _ = random_boxes(num_gt, 800, 1333)
+    topk = cfg.MODEL.ATSS.TOPK
+    vectorised = assign_atss(anchors, counts, gt_boxes, topk)
+    looped = _assign_atss_loop(anchors, counts, gt_boxes, topk)
+    if not torch.equal(vectorised, looped):
+        raise AssertionError("vectorised ATSS assignment differs from the per-gt loop")
+    seconds = interleaved_medians({"atss_core": lambda: assign_atss(anchors, counts, gt_boxes, topk),
+                                   "per_gt_loop": lambda: _assign_atss_loop(anchors, counts, gt_boxes, topk)},
+                                  warmup, repeats)
+    return {"case": "ATSS assignment, {} gts, {} anchors".format(num_gt, anchors.shape[0]), "seconds": seconds}
+
+
+def run_model_suite(sizes, warmup, repeats, train_size, skip_training=False):
+    results = [limits_case(warmup, repeats)]
+    for height, width in sizes:
+        results.append(inference_case(height, width, warmup, repeats))
+    if not skip_training:
+        results.append(training_case(train_size[0], train_size[1], 1, max(repeats // 2, 1)))
+    results.append(assignment_case(warmup, repeats))
+    fp32_limit = results[0]["fp32_limit"]
+    for r in results:
+        if "atss_gflops_per_s" in r:
+            r["fraction_of_fp32_limit"] = r["atss_gflops_per_s"] / fp32_limit
+        if "seconds" in r and "torchvision_fcos" in r["seconds"]:
+            r["ratio_vs_fcos"] = r["seconds"]["atss_core"] / r["seconds"]["torchvision_fcos"]
+        if "seconds" in r and "per_gt_loop" in r["seconds"]:
+            r["speedup_vs_loop"] = r["seconds"]["per_gt_loop"] / r["seconds"]["atss_core"]
+    return results
+
+
+def format_table(results):
+    lines = []
+    for r in results:
+        if r["case"] == "machine limits":
+            g = r["gflops_per_s"]
+            lines.append("machine limits (GFLOP/s): fp32 matmul {:.0f}, conv {:.0f}; bf16 matmul {:.0f}, conv {:.0f}"
+                         .format(g["matmul_float32"], g["conv_float32"], g["matmul_bfloat16"], g["conv_bfloat16"]))
+            continue
+        parts = ["{}: {:.3f} s".format(name, s) for name, s in r["seconds"].items()]
+        line = "{:<42} {}".format(r["case"], "  ".join(parts))
+        if "ratio_vs_fcos" in r:
+            line += "  | ours / FCOS {:.2f}".format(r["ratio_vs_fcos"])
+        if "atss_gflops_per_s" in r:
+            line += "  | {:.0f} GFLOP, {:.0f} GFLOP/s = {:.0%} of the fp32 limit".format(
+                r["atss_gflop"], r["atss_gflops_per_s"], r["fraction_of_fp32_limit"])
+        if "speedup_vs_loop" in r:
+            line += "  | {:.1f}x the loop".format(r["speedup_vs_loop"])
+        lines.append(line)
+    return "\n".join(lines)
+
+
+README_BEGIN = "<!-- model benchmark: generated by tools/benchmark.py --model --readme; do not edit -->"
+README_END = "<!-- end of model benchmark -->"
+
+
+def render_markdown(report):
+    """The README's model-benchmark table from a --model JSON report."""
+    lines = ["Measured by `python tools/benchmark.py --model --readme` ({} threads, torch {}, torchvision {}, "
+             "median of {} interleaved repeats, random weights):".format(report["threads"], report["torch"],
+                                                                         report["torchvision"], report["repeats"]),
+             "", "| case | atss_core | torchvision FCOS | torchvision RetinaNet | ours / FCOS | notes |",
+             "|---|---|---|---|---|---|"]
+    for r in report["results"]:
+        if r["case"] == "machine limits":
+            g = r["gflops_per_s"]
+            limits = ("machine limits: fp32 {:.0f} GFLOP/s (matmul {:.0f}, 3x3 conv {:.0f}), bf16 {:.0f} GFLOP/s "
+                      "(matmul {:.0f}, conv {:.0f})".format(r["fp32_limit"], g["matmul_float32"], g["conv_float32"],
+                                                           r["bf16_limit"], g["matmul_bfloat16"], g["conv_bfloat16"]))
+            continue
+        s = r["seconds"]
+        if "per_gt_loop" in s:
+            lines.append("| {} | {:.3f} s | | | | {:.1f}x faster than a per-gt loop (same output) |".format(
+                r["case"], s["atss_core"], r["speedup_vs_loop"]))
+            continue
+        notes = ""
+        if "atss_gflop" in r:
+            notes = "{:.0f} GFLOP, {:.0f} GFLOP/s = {:.0%} of the fp32 limit".format(
+                r["atss_gflop"], r["atss_gflops_per_s"], r["fraction_of_fp32_limit"])
+        lines.append("| {} | {:.2f} s | {:.2f} s | {:.2f} s | {:.2f} | {} |".format(
+            r["case"], s["atss_core"], s["torchvision_fcos"], s["torchvision_retinanet"], r["ratio_vs_fcos"], notes))
+    lines += ["", limits]
+    return "\n".join(lines)
+
+
+def update_readme(readme_path, report):
+    with open(readme_path) as f:
+        text = f.read()
+    if README_BEGIN not in text or README_END not in text:
+        raise SystemExit("{} has no model-benchmark markers".format(readme_path))
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    with open(readme_path, "w") as f:
+        f.write(head + README_BEGIN + "\n" + render_markdown(report) + "\n" + README_END + tail)
