@@ -10,6 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from atss_core.data.transforms import build_transforms  # noqa: E402
 from atss_core.modeling.detector import build_detection_model  # noqa: E402
+from atss_core.modeling.fusion import optimize_for_inference  # noqa: E402
 from atss_core.structures.image_list import to_image_list  # noqa: E402
 from atss_core.utils.checkpoint import Checkpointer  # noqa: E402
 
@@ -57,6 +58,8 @@ class ATSSDemo:
         if not weights:
             raise ValueError("ATSSDemo needs weights: pass weights= or set MODEL.WEIGHT")
         Checkpointer(self.cfg, self.model).load(weights, use_latest=False)
+        if self.cfg.TEST.OPTIMIZE_FOR_INFERENCE:
+            optimize_for_inference(self.model, channels_last=self.device.type == "cpu")
         self.transforms = build_transforms(self.cfg, is_train=False)
         num_classes = self.cfg.MODEL.ATSS.NUM_CLASSES
         self.class_names = list(class_names) if class_names else default_class_names(num_classes)

@@ -82,6 +82,7 @@ def run_test(cfg, model, distributed, logger):
     """Evaluates ``model`` on every DATASETS.TEST entry; returns {dataset name: report}."""
     from atss_core.data.build import make_data_loader
     from atss_core.engine.inference import inference
+    from atss_core.engine.precision import check_dtype
 
     if isinstance(model, torch.nn.parallel.DistributedDataParallel):
         model = model.module  # inference needs no gradient synchronisation
@@ -91,7 +92,7 @@ def run_test(cfg, model, distributed, logger):
         folder = os.path.join(cfg.OUTPUT_DIR, "inference", name.replace("/", "_").replace(":", "_")) \
             if cfg.OUTPUT_DIR else None
         reports[name] = inference(model, loader, name, torch.device(cfg.MODEL.DEVICE), output_folder=folder,
-                                  logger=logger, use_amp=cfg.DTYPE == "float16",
+                                  logger=logger, use_amp=check_dtype(cfg),
                                   bbox_aug_cfg=cfg if cfg.TEST.BBOX_AUG.ENABLED else None)
         synchronize()
     return reports

@@ -93,26 +93,38 @@ def torchvision_targets(images, boxes_per_image=8):
 
 # ---------------------------------------------------------------- suites
 def inference_case(height, width, warmup, repeats):
+    """Ours as built (atss_core), after optimize_for_inference (TEST.OPTIMIZE_FOR_INFERENCE,
+    what test_net.py and the predictor run), and that under bfloat16 autocast (DTYPE
+    bfloat16, where the CPU has it), against torchvision's FCOS and RetinaNet."""
+    from atss_core.engine.precision import cpu_has_bf16
+    from atss_core.modeling.fusion import optimize_for_inference
+
     cfg, atss = build_atss()
     atss.eval()
+    _, optimized = build_atss()
+    optimize_for_inference(optimized)
     fcos = build_torchvision("fcos", height, width).eval()
     retina = build_torchvision("retinanet", height, width).eval()
     images = random_images(1, height, width)
     batch = atss_inputs(images, cfg)
 
-    def run(model, inputs):
+    def run(model, inputs, bf16=False):
         def fn():
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 model(inputs)
         return fn
 
-    seconds = interleaved_medians({"atss_core": run(atss, batch), "torchvision_fcos": run(fcos, images),
-                                   "torchvision_retinanet": run(retina, images)}, warmup, repeats)
+    fns = {"atss_core": run(atss, batch), "atss_core_optimized": run(optimized, batch)}
+    if cpu_has_bf16():
+        fns["atss_core_optimized_bf16"] = run(optimized, batch, bf16=True)
+    fns.update({"torchvision_fcos": run(fcos, images), "torchvision_retinanet": run(retina, images)})
+    seconds = interleaved_medians(fns, warmup, repeats)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         atss(batch)
     flops = counter.get_total_flops()
     return {"case": "inference {}x{}".format(height, width), "seconds": seconds, "atss_gflop": flops / 1e9,
-            "atss_gflops_per_s": flops / 1e9 / seconds["atss_core"]}
+            "atss_gflops_per_s": flops / 1e9 / seconds["atss_core"],
+            "optimized_gflops_per_s": flops / 1e9 / seconds["atss_core_optimized"]}
 
 
 def training_case(height, width, warmup, repeats, batch_size=2):
@@ -229,8 +241,11 @@ def run_model_suite(sizes, warmup, repeats, train_size, skip_training=False):
     for r in results:
         if "atss_gflops_per_s" in r:
             r["fraction_of_fp32_limit"] = r["atss_gflops_per_s"] / fp32_limit
+            r["optimized_fraction_of_fp32_limit"] = r["optimized_gflops_per_s"] / fp32_limit
         if "seconds" in r and "torchvision_fcos" in r["seconds"]:
-            r["ratio_vs_fcos"] = r["seconds"]["atss_core"] / r["seconds"]["torchvision_fcos"]
+            fcos = r["seconds"]["torchvision_fcos"]
+            r["ratios_vs_fcos"] = {k: v / fcos for k, v in r["seconds"].items() if k.startswith("atss_core")}
+            r["ratio_vs_fcos"] = r["ratios_vs_fcos"]["atss_core"]
         if "seconds" in r and "per_gt_loop" in r["seconds"]:
             r["speedup_vs_loop"] = r["seconds"]["per_gt_loop"] / r["seconds"]["atss_core"]
     return results
@@ -246,11 +261,11 @@ def format_table(results):
             continue
         parts = ["{}: {:.3f} s".format(name, s) for name, s in r["seconds"].items()]
         line = "{:<42} {}".format(r["case"], "  ".join(parts))
-        if "ratio_vs_fcos" in r:
-            line += "  | ours / FCOS {:.2f}".format(r["ratio_vs_fcos"])
+        if "ratios_vs_fcos" in r:
+            line += "  | / FCOS: " + ", ".join("{} {:.2f}".format(k, v) for k, v in r["ratios_vs_fcos"].items())
         if "atss_gflops_per_s" in r:
-            line += "  | {:.0f} GFLOP, {:.0f} GFLOP/s = {:.0%} of the fp32 limit".format(
-                r["atss_gflop"], r["atss_gflops_per_s"], r["fraction_of_fp32_limit"])
+            line += "  | {:.0f} GFLOP; fp32 {:.0%} (optimized {:.0%}) of the fp32 limit".format(
+                r["atss_gflop"], r["fraction_of_fp32_limit"], r["optimized_fraction_of_fp32_limit"])
         if "speedup_vs_loop" in r:
             line += "  | {:.1f}x the loop".format(r["speedup_vs_loop"])
         lines.append(line)
@@ -264,10 +279,13 @@ README_END = "<!-- end of model benchmark -->"
 def render_markdown(report):
     """The README's model-benchmark table from a --model JSON report."""
     lines = ["Measured by `python tools/benchmark.py --model --readme` ({} threads, torch {}, torchvision {}, "
-             "median of {} interleaved repeats, random weights):".format(report["threads"], report["torch"],
-                                                                         report["torchvision"], report["repeats"]),
-             "", "| case | atss_core | torchvision FCOS | torchvision RetinaNet | ours / FCOS | notes |",
-             "|---|---|---|---|---|---|"]
+             "median of {} interleaved repeats, random weights). \"optimized\" is what `test_net.py` and the "
+             "predictor run (`TEST.OPTIMIZE_FOR_INFERENCE`: frozen norms folded into the convolutions, "
+             "channels_last); \"bf16\" adds `DTYPE bfloat16` (CPU autocast):".format(
+                 report["threads"], report["torch"], report["torchvision"], report["repeats"]),
+             "", "| case | atss_core | optimized | optimized bf16 | torchvision FCOS | torchvision RetinaNet | "
+                 "ours / FCOS (plain, optimized, bf16) | notes |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in report["results"]:
         if r["case"] == "machine limits":
             g = r["gflops_per_s"]
@@ -277,15 +295,22 @@ def render_markdown(report):
             continue
         s = r["seconds"]
         if "per_gt_loop" in s:
-            lines.append("| {} | {:.3f} s | | | | {:.1f}x faster than a per-gt loop (same output) |".format(
+            lines.append("| {} | {:.3f} s | | | | | | {:.1f}x faster than a per-gt loop (same output) |".format(
                 r["case"], s["atss_core"], r["speedup_vs_loop"]))
             continue
+
+        def cell(key):
+            return "{:.2f} s".format(s[key]) if key in s else "—"
+
         notes = ""
         if "atss_gflop" in r:
-            notes = "{:.0f} GFLOP, {:.0f} GFLOP/s = {:.0%} of the fp32 limit".format(
-                r["atss_gflop"], r["atss_gflops_per_s"], r["fraction_of_fp32_limit"])
-        lines.append("| {} | {:.2f} s | {:.2f} s | {:.2f} s | {:.2f} | {} |".format(
-            r["case"], s["atss_core"], s["torchvision_fcos"], s["torchvision_retinanet"], r["ratio_vs_fcos"], notes))
+            notes = "{:.0f} GFLOP; {:.0f} / {:.0f} GFLOP/s = {:.0%} / {:.0%} of the fp32 limit (plain / optimized)".format(
+                r["atss_gflop"], r["atss_gflops_per_s"], r["optimized_gflops_per_s"], r["fraction_of_fp32_limit"],
+                r["optimized_fraction_of_fp32_limit"])
+        ratios = ", ".join("{:.2f}".format(v) for v in r["ratios_vs_fcos"].values())
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            r["case"], cell("atss_core"), cell("atss_core_optimized"), cell("atss_core_optimized_bf16"),
+            cell("torchvision_fcos"), cell("torchvision_retinanet"), ratios, notes))
     lines += ["", limits]
     return "\n".join(lines)
 

@@ -11,6 +11,7 @@ import torch
 from _launch import parse_args, run_test, setup
 
 from atss_core.modeling.detector import build_detection_model
+from atss_core.modeling.fusion import optimize_for_inference
 from atss_core.utils.checkpoint import Checkpointer
 
 
@@ -26,6 +27,8 @@ def main():
         checkpointer.load()
     else:
         raise SystemExit("no weights to evaluate: set MODEL.WEIGHT or point OUTPUT_DIR at a training run")
+    if cfg.TEST.OPTIMIZE_FOR_INFERENCE:
+        optimize_for_inference(model, channels_last=torch.device(cfg.MODEL.DEVICE).type == "cpu")
     run_test(cfg, model, distributed, logger)
 
 

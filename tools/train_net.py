@@ -13,6 +13,7 @@ import torch
 from _launch import parse_args, run_test, setup
 
 from atss_core.data.build import make_data_loader
+from atss_core.engine.precision import check_dtype
 from atss_core.engine.trainer import do_train
 from atss_core.modeling.detector import build_detection_model
 from atss_core.solver import make_lr_scheduler, make_optimizer
@@ -41,7 +42,7 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
         return model
     data_loader = make_data_loader(cfg, is_train=True, start_iter=arguments["iteration"])
     do_train(model, data_loader, optimizer, scheduler, checkpointer, device, cfg.SOLVER.CHECKPOINT_PERIOD,
-             arguments, log_period=log_period, logger=logger, use_amp=cfg.DTYPE == "float16", progress=progress,
+             arguments, log_period=log_period, logger=logger, use_amp=check_dtype(cfg), progress=progress,
              history=history)
     return model
 

@@ -299,5 +299,12 @@ _C.TEST.BBOX_AUG.MERGE_TYPE = "vote"  # "vote" or "soft-vote"
 # -----------------------------------------------------------------------------
 _C.OUTPUT_DIR = "."
 _C.PATHS_CATALOG = os.path.join(os.path.dirname(__file__), "paths_catalog.py")
-_C.DTYPE = "float32"  # "float16" enables mixed precision (GPU)
+
+# -----------------------------------------------------------------------------
+# Additions (keys the official defaults do not have)
+# -----------------------------------------------------------------------------
+_C.DTYPE = "float32"  # "float16": mixed precision on GPU; "bfloat16": on GPU or a CPU with avx512_bf16/AMX
 _C.AMP_VERBOSE = False
+# test_net.py and the demo predictor fold the frozen norms into the convolutions (and use
+# channels_last on the CPU) before evaluating: outputs change by float rounding only
+_C.TEST.OPTIMIZE_FOR_INFERENCE = True

@@ -93,7 +93,8 @@ class ATSSModule(nn.Module):
         self.box_selector_test = make_atss_postprocessor(cfg, self.box_coder)
 
     def forward(self, images, features, targets=None):
-        box_cls, box_regression, centerness = self.head(features)
+        # reduced-precision heads (autocast) hand float32 to the losses and box decoding
+        box_cls, box_regression, centerness = ([t.float() for t in outputs] for outputs in self.head(features))
         anchors = self.anchor_generator(images, features)
         if self.training:
             loss_cls, loss_reg, loss_centerness = self.loss_evaluator(box_cls, box_regression, centerness, targets,
