@@ -128,28 +128,37 @@ def inference_case(height, width, warmup, repeats):
 
 
 def training_case(height, width, warmup, repeats, batch_size=2):
+    """One SGD step (forward, backward, update) of each model; ours also under DTYPE bfloat16
+    with channels_last where the CPU has bfloat16 arithmetic."""
+    from atss_core.engine.precision import autocast_context, cpu_has_bf16
+
     cfg, atss = build_atss()
     fcos, retina = build_torchvision("fcos", height, width), build_torchvision("retinanet", height, width)
     images = random_images(batch_size, height, width)
     batch, targets = atss_inputs(images, cfg), atss_targets(images)
     tv_targets = torchvision_targets(images)
 
-    def step(model, call):
+    def step(model, call, amp=None):
         model.train()
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
 
         def fn():
-            losses = call(model)
+            with autocast_context(amp):
+                losses = call(model)
             optimizer.zero_grad()
             sum(losses.values()).backward()
             optimizer.step()
         return fn
 
-    seconds = interleaved_medians({
-        "atss_core": step(atss, lambda m: m(batch, targets)),
-        "torchvision_fcos": step(fcos, lambda m: m(images, tv_targets)),
-        "torchvision_retinanet": step(retina, lambda m: m(images, tv_targets)),
-    }, warmup, repeats)
+    fns = {"atss_core": step(atss, lambda m: m(batch, targets))}
+    if cpu_has_bf16():
+        _, reduced = build_atss()
+        reduced.to(memory_format=torch.channels_last)
+        reduced.input_memory_format = torch.channels_last
+        fns["atss_core_bf16"] = step(reduced, lambda m: m(batch, targets), amp=("cpu", torch.bfloat16))
+    fns.update({"torchvision_fcos": step(fcos, lambda m: m(images, tv_targets)),
+                "torchvision_retinanet": step(retina, lambda m: m(images, tv_targets))})
+    seconds = interleaved_medians(fns, warmup, repeats)
     return {"case": "training step, batch {} at {}x{}".format(batch_size, height, width), "seconds": seconds}
 
 
@@ -281,7 +290,8 @@ def render_markdown(report):
     lines = ["Measured by `python tools/benchmark.py --model --readme` ({} threads, torch {}, torchvision {}, "
              "median of {} interleaved repeats, random weights). \"optimized\" is what `test_net.py` and the "
              "predictor run (`TEST.OPTIMIZE_FOR_INFERENCE`: frozen norms folded into the convolutions, "
-             "channels_last); \"bf16\" adds `DTYPE bfloat16` (CPU autocast):".format(
+             "channels_last); \"bf16\" adds `DTYPE bfloat16` (CPU autocast; in the training step with "
+             "channels_last, no folding):".format(
                  report["threads"], report["torch"], report["torchvision"], report["repeats"]),
              "", "| case | atss_core | optimized | optimized bf16 | torchvision FCOS | torchvision RetinaNet | "
                  "ours / FCOS (plain, optimized, bf16) | notes |",
@@ -309,7 +319,8 @@ def render_markdown(report):
                 r["optimized_fraction_of_fp32_limit"])
         ratios = ", ".join("{:.2f}".format(v) for v in r["ratios_vs_fcos"].values())
         lines.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
-            r["case"], cell("atss_core"), cell("atss_core_optimized"), cell("atss_core_optimized_bf16"),
+            r["case"], cell("atss_core"), cell("atss_core_optimized"),
+            cell("atss_core_optimized_bf16") if "atss_core_optimized_bf16" in s else cell("atss_core_bf16"),
             cell("torchvision_fcos"), cell("torchvision_retinanet"), ratios, notes))
     lines += ["", limits]
     return "\n".join(lines)

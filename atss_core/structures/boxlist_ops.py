@@ -52,13 +52,19 @@ def remove_small_boxes(boxlist, min_size):
 
 def box_iou_legacy(boxes1, boxes2):
     """[N, M] IoU of xyxy boxes [N, 4] and [M, 4] with the legacy +1 convention."""
-    area1 = (boxes1[:, 2] - boxes1[:, 0] + TO_REMOVE) * (boxes1[:, 3] - boxes1[:, 1] + TO_REMOVE)
-    area2 = (boxes2[:, 2] - boxes2[:, 0] + TO_REMOVE) * (boxes2[:, 3] - boxes2[:, 1] + TO_REMOVE)
-    lt = torch.max(boxes1[:, None, :2], boxes2[:, :2])
-    rb = torch.min(boxes1[:, None, 2:], boxes2[:, 2:])
+    return paired_box_iou_legacy(boxes1[:, None, :], boxes2[None, :, :])
+
+
+def paired_box_iou_legacy(boxes1, boxes2):
+    """IoU of xyxy boxes [..., 4] and [..., 4] paired by broadcasting (+1 convention); the same
+    float operations as :func:`box_iou_legacy`, so the same pair gives the same bits."""
+    area1 = (boxes1[..., 2] - boxes1[..., 0] + TO_REMOVE) * (boxes1[..., 3] - boxes1[..., 1] + TO_REMOVE)
+    area2 = (boxes2[..., 2] - boxes2[..., 0] + TO_REMOVE) * (boxes2[..., 3] - boxes2[..., 1] + TO_REMOVE)
+    lt = torch.max(boxes1[..., :2], boxes2[..., :2])
+    rb = torch.min(boxes1[..., 2:], boxes2[..., 2:])
     wh = (rb - lt + TO_REMOVE).clamp(min=0)
-    inter = wh[:, :, 0] * wh[:, :, 1]
-    return inter / (area1[:, None] + area2 - inter)
+    inter = wh[..., 0] * wh[..., 1]
+    return inter / (area1 + area2 - inter)
 
 
 def boxlist_iou(boxlist1, boxlist2):

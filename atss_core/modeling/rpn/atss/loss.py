@@ -12,7 +12,7 @@ from torch import nn
 from atss_core.layers import SigmoidFocalLoss
 from atss_core.modeling.matcher import Matcher
 from atss_core.modeling.rpn.utils import concat_box_prediction_layers
-from atss_core.structures.boxlist_ops import box_iou_legacy, cat_boxlist
+from atss_core.structures.boxlist_ops import box_iou_legacy, cat_boxlist, paired_box_iou_legacy
 from atss_core.utils.comm import get_world_size, reduce_sum
 
 INF = 100000000
@@ -27,8 +27,12 @@ def _centres(boxes):
 
 
 def _centre_distances(anchor_centres, gt_boxes):
-    """[A, G] Euclidean distances between anchor centres and gt centres."""
-    return (anchor_centres[:, None, :] - _centres(gt_boxes)[None, :, :]).pow(2).sum(-1).sqrt()
+    """[A, G] Euclidean distances between anchor centres and gt centres (x and y terms added
+    as the official [A, G, 2] sum does, so the bits are the same, without that tensor)."""
+    gt_centres = _centres(gt_boxes)
+    dx = anchor_centres[:, 0, None] - gt_centres[None, :, 0]
+    dy = anchor_centres[:, 1, None] - gt_centres[None, :, 1]
+    return (dx.square() + dy.square()).sqrt()
 
 
 def _ltrb(points, boxes):
@@ -54,10 +58,10 @@ def assign_atss(anchors, num_anchors_per_level, gt_boxes, topk):
 
     Per level, the ``topk`` anchors whose centres are nearest each gt centre are candidates;
     a candidate is positive when its IoU >= mean + std of the gt's candidate IoUs and its
-    centre lies inside the gt; an anchor positive for several gts takes the highest IoU.
+    centre lies inside the gt; an anchor positive for several gts takes the highest IoU (the
+    lowest gt index among equal ones). IoUs are computed for the candidates only.
     anchors [A, 4] (levels concatenated), gt_boxes [G, 4] -> [A] gt index or BACKGROUND.
     """
-    ious = box_iou_legacy(anchors, gt_boxes)
     anchor_ctr = _centres(anchors)
     distances = _centre_distances(anchor_ctr, gt_boxes)
     candidates = []
@@ -68,13 +72,18 @@ def assign_atss(anchors, num_anchors_per_level, gt_boxes, topk):
         candidates.append(idx + start)
         start += count
     candidates = torch.cat(candidates, dim=0)  # [K, G]
-    candidate_ious = ious.gather(0, candidates)
+    candidate_ious = paired_box_iou_legacy(anchors[candidates], gt_boxes[None, :, :])
     threshold = candidate_ious.mean(0) + candidate_ious.std(0)
-    is_candidate_pos = (candidate_ious >= threshold[None, :]) & _inside(anchor_ctr[candidates], gt_boxes)
-    is_pos = torch.zeros_like(ious, dtype=torch.bool)
+    is_pos = (candidate_ious >= threshold[None, :]) & _inside(anchor_ctr[candidates], gt_boxes)
     gt_index = torch.arange(gt_boxes.shape[0], device=anchors.device).expand_as(candidates)
-    is_pos[candidates[is_candidate_pos], gt_index[is_candidate_pos]] = True
-    return _best_positive_gt(ious, is_pos)
+    pos_anchor, pos_gt, pos_iou = candidates[is_pos], gt_index[is_pos], candidate_ious[is_pos]
+    best = torch.full((anchors.shape[0],), -INF, dtype=pos_iou.dtype, device=anchors.device)
+    best = best.scatter_reduce(0, pos_anchor, pos_iou, reduce="amax")
+    winner = pos_iou == best[pos_anchor]
+    no_gt = gt_boxes.shape[0]
+    result = torch.full((anchors.shape[0],), no_gt, dtype=torch.int64, device=anchors.device)
+    result = result.scatter_reduce(0, pos_anchor[winner], pos_gt[winner], reduce="amin")
+    return torch.where(result == no_gt, torch.full_like(result, BACKGROUND), result)
 
 
 def assign_topk(anchors, gt_boxes, topk):
