@@ -208,6 +208,7 @@ MUTANTS = [
 DATASET = "atss_core/data/datasets/coco.py"
 TRANSFORM_BUILD = "atss_core/data/transforms/build.py"
 CHECKPOINT = "atss_core/utils/checkpoint.py"
+FUSION = "atss_core/modeling/fusion.py"
 MUTANTS += [
     ("coder-log-ratio", CODER, "ww * torch.log(gw / aw)", "ww * torch.log(aw / gw)", MODEL_TESTS),
     ("coder-point-sign", CODER, "u * (acx - gt_boxes[:, 0]) / aw", "u * (gt_boxes[:, 0] - acx) / aw", MODEL_TESTS),
@@ -251,6 +252,14 @@ MUTANTS += [
     ("solver-no-momentum", SOLVER, "momentum=solver.MOMENTUM)", "momentum=0.0)", SOLVER_TESTS),
     ("scheduler-warmup-direction", SCHEDULER, "warmup = self.warmup_factor * (1 - alpha) + alpha",
      "warmup = self.warmup_factor * alpha + (1 - alpha)", SOLVER_TESTS),
+    ("assign-tie-highest-gt", LOSS, 'result = result.scatter_reduce(0, pos_anchor[winner], pos_gt[winner], reduce="amin")',
+     'result = result.scatter_reduce(0, pos_anchor[winner], pos_gt[winner], reduce="amax")', MODEL_TESTS),
+    ("fusion-no-shift", FUSION, "conv.bias = nn.Parameter(shift.to(conv.weight.dtype), requires_grad=False)",
+     "conv.bias = nn.Parameter(torch.zeros_like(shift), requires_grad=False)", ["tests/modeling/test_fusion.py"]),
+    ("fusion-scale-sqrt", FUSION, "scale = norm.weight * (norm.running_var + norm.eps).rsqrt()",
+     "scale = norm.weight * (norm.running_var + norm.eps).sqrt()", ["tests/modeling/test_fusion.py"]),
+    ("fusion-shortcut-kept", FUSION, "            shortcut[1] = nn.Identity()\n", "            pass\n",
+     ["tests/modeling/test_fusion.py"]),
     ("resume-optimizer-lost", CHECKPOINT, "                self.optimizer.load_state_dict(checkpoint.pop(\"optimizer\"))\n",
      "                checkpoint.pop(\"optimizer\")\n", CKPT_TESTS),
     ("resume-scheduler-lost", CHECKPOINT, "                self.scheduler.load_state_dict(checkpoint.pop(\"scheduler\"))\n",
