@@ -38,6 +38,9 @@ def _worker(rank, init_file, result_file):
         meters = do_train(model, [batch] * 3, optimizer, scheduler, NoCheckpoint(), torch.device("cpu"),
                           checkpoint_period=0, arguments={"iteration": 0}, history=history)
         torch.save({"history": history, "loss_global_avg": meters.loss.global_avg}, result_file.format(rank))
+        # both ranks reach the teardown together: gloo aborts a process whose peer closes the
+        # connection while its own threads still use it (seen once as SIGABRT in a clean clone)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
