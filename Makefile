@@ -51,7 +51,7 @@ benchmark: setup
 # the detector against torchvision FCOS / RetinaNet and the machine's limits (minutes on 2 cores);
 # rewrites the README's model-benchmark table
 bench: setup
-	$(PY) tools/benchmark.py --model --sizes 800x1216 800x1333 --json output/benchmark_model.json --readme
+	$(PY) tools/benchmark.py --model --sizes 800x1216 800x1333 --evaluation --json output/benchmark_model.json --readme
 
 clean:
 	rm -rf build $(BUILD_STAMP) atss_core/_C*.so *.egg-info

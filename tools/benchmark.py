@@ -151,6 +151,8 @@ def main(argv=None):
     parser.add_argument("--train-size", default="800x1216", help="--model: training step size HxW")
     parser.add_argument("--skip-training", action="store_true", help="--model: leave out the training step")
     parser.add_argument("--readme", action="store_true", help="--model: rewrite the README's model-benchmark table")
+    parser.add_argument("--evaluation", action="store_true",
+                        help="--model: also time test_net.py's evaluation of the shipped raccoon photographs")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
@@ -202,7 +204,8 @@ def model_main(args):
 
     repeats = args.repeats if args.repeats != 7 else 3  # the model cases take seconds each
     results = benchmark_model.run_model_suite([parse_size(s) for s in args.sizes], args.warmup, repeats,
-                                              parse_size(args.train_size), skip_training=args.skip_training)
+                                              parse_size(args.train_size), skip_training=args.skip_training,
+                                              evaluation=args.evaluation)
     print(benchmark_model.format_table(results))
     report = dict(suite="model", device="cpu", device_name=platform.processor() or "cpu",
                   threads=torch.get_num_threads(), torch=torch.__version__, torchvision=torchvision.__version__,

@@ -13,20 +13,34 @@ from atss_core.engine.precision import autocast_context
 from atss_core.utils.comm import all_gather, is_main_process, synchronize
 
 
-def compute_on_dataset(model, data_loader, device, show_progress=True, use_amp=False, bbox_aug_cfg=None):
+def compute_on_dataset(model, data_loader, device, show_progress=True, use_amp=False, bbox_aug_cfg=None,
+                       timings=None):
     """{dataset index: BoxList on the CPU}. With ``bbox_aug_cfg`` (a config with
-    TEST.BBOX_AUG.ENABLED) the loader yields raw images and the test-time augmentation runs."""
+    TEST.BBOX_AUG.ENABLED) the loader yields raw images and the test-time augmentation runs.
+    ``timings``, a dict, receives the seconds spent waiting for data and in the model."""
     model.eval()
     results = {}
     cpu = torch.device("cpu")
-    for images, _, indices in tqdm(data_loader, disable=not (show_progress and is_main_process()),
-                                   desc="inference", unit="batch"):
+    data_seconds = model_seconds = 0.0
+    batches = iter(tqdm(data_loader, disable=not (show_progress and is_main_process()), desc="inference",
+                        unit="batch"))
+    while True:
+        start = time.perf_counter()
+        try:
+            images, _, indices = next(batches)
+        except StopIteration:
+            break
+        loaded = time.perf_counter()
         if bbox_aug_cfg is not None:
             outputs = im_detect_bbox_aug(model, images, device, bbox_aug_cfg, use_amp=use_amp)
         else:
             with torch.no_grad(), autocast_context(use_amp):
                 outputs = model(images.to(device))
         results.update({index: output.to(cpu) for index, output in zip(indices, outputs)})
+        data_seconds += loaded - start
+        model_seconds += time.perf_counter() - loaded
+    if timings is not None:
+        timings.update(data=data_seconds, model=model_seconds)
     return results
 
 
@@ -52,14 +66,24 @@ def inference(model, data_loader, dataset_name, device, output_folder=None, logg
     dataset = data_loader.dataset
     logger.info("evaluating on %s (%d images)", dataset_name, len(dataset))
     start = time.time()
-    predictions = compute_on_dataset(model, data_loader, device, use_amp=use_amp, bbox_aug_cfg=bbox_aug_cfg)
+    timings = {}
+    predictions = compute_on_dataset(model, data_loader, device, use_amp=use_amp, bbox_aug_cfg=bbox_aug_cfg,
+                                     timings=timings)
     synchronize()
     elapsed = time.time() - start
     predictions = accumulate_predictions(predictions, logger)
     if predictions is None:
         return None
-    logger.info("inference: %.1f s (%.3f s / image)", elapsed, elapsed / max(len(dataset), 1))
+    images = max(len(dataset), 1)
+    logger.info("inference: %.1f s (%.3f s / image, %.2f images/s); this process waited %.1f s for data and "
+                "spent %.1f s in the model", elapsed, elapsed / images, images / max(elapsed, 1e-9),
+                timings["data"], timings["model"])
     if output_folder:
         os.makedirs(output_folder, exist_ok=True)
         torch.save(predictions, os.path.join(output_folder, "predictions.pth"))
-    return evaluate(dataset, predictions, output_folder, logger=logger)
+    start = time.time()
+    report = evaluate(dataset, predictions, output_folder, logger=logger)
+    timings.update(evaluation=time.time() - start, total_inference=elapsed, images=len(dataset))
+    logger.info("evaluation: %.1f s", timings["evaluation"])
+    report["timing"] = timings
+    return report
