@@ -154,7 +154,7 @@ def main(argv=None):
     parser.add_argument("--evaluation", action="store_true",
                         help="--model: also time test_net.py's evaluation of the shipped raccoon photographs")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, help="timed runs per case (default: 7 for --ops, 3 for --model)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--filter", default="", help="only run cases whose name contains this text")
@@ -163,6 +163,7 @@ def main(argv=None):
         parser.error("choose a suite: --ops or --model")
     if args.model:
         return model_main(args)
+    args.repeats = args.repeats or 7
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda requested but no CUDA device is available")
@@ -202,7 +203,7 @@ def parse_size(text):
 def model_main(args):
     import benchmark_model
 
-    repeats = args.repeats if args.repeats != 7 else 3  # the model cases take seconds each
+    repeats = args.repeats or 3  # the model cases take seconds each
     results = benchmark_model.run_model_suite([parse_size(s) for s in args.sizes], args.warmup, repeats,
                                               parse_size(args.train_size), skip_training=args.skip_training,
                                               evaluation=args.evaluation)

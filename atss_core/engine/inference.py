@@ -22,14 +22,9 @@ def compute_on_dataset(model, data_loader, device, show_progress=True, use_amp=F
     results = {}
     cpu = torch.device("cpu")
     data_seconds = model_seconds = 0.0
-    batches = iter(tqdm(data_loader, disable=not (show_progress and is_main_process()), desc="inference",
-                        unit="batch"))
-    while True:
-        start = time.perf_counter()
-        try:
-            images, _, indices = next(batches)
-        except StopIteration:
-            break
+    start = time.perf_counter()
+    for images, _, indices in tqdm(data_loader, disable=not (show_progress and is_main_process()),
+                                   desc="inference", unit="batch"):
         loaded = time.perf_counter()
         if bbox_aug_cfg is not None:
             outputs = im_detect_bbox_aug(model, images, device, bbox_aug_cfg, use_amp=use_amp)
@@ -38,7 +33,8 @@ def compute_on_dataset(model, data_loader, device, show_progress=True, use_amp=F
                 outputs = model(images.to(device))
         results.update({index: output.to(cpu) for index, output in zip(indices, outputs)})
         data_seconds += loaded - start
-        model_seconds += time.perf_counter() - loaded
+        start = time.perf_counter()
+        model_seconds += start - loaded
     if timings is not None:
         timings.update(data=data_seconds, model=model_seconds)
     return results

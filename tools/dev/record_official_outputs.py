@@ -110,9 +110,9 @@ def _stand_in_ops():
 
 def import_official(repo):
     """Import the official package from ``repo`` with the stand-ins; returns its module."""
-    for name in ("float", "int", "bool"):
-        if not hasattr(np, name):
-            setattr(np, name, getattr(__builtins__, name) if hasattr(__builtins__, name) else eval(name))
+    for name, builtin in (("float", float), ("int", int), ("bool", bool)):
+        if not hasattr(np, name):  # aliases numpy 1.24 removed
+            setattr(np, name, builtin)
     six = types.ModuleType("torch._six")
     six.PY3, six.PY37 = True, True
     six.string_classes, six.int_classes = (str, bytes), int
