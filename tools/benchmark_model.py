@@ -328,6 +328,40 @@ def evaluation_case():
             "evaluation": timing, "images_per_second": timing["images"] / total}
 
 
+def quickstart_training_case(iterations=60, skip=5):
+    """The quickstart's training (configs/quickstart/atss_R_18_synthetic.yaml, its data loader
+    and worker) for ``iterations`` iterations on a temporary copy of the synthetic data: data
+    time (waiting for the next batch) against step time, the first ``skip`` iterations
+    (worker start-up) excluded."""
+    import logging
+    import tempfile
+
+    from atss_core.config import cfg as default_cfg
+    from atss_core.data.synthetic import make_synthetic_dataset
+    from train_net import train
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as tmp:
+        make_synthetic_dataset(os.path.join(tmp, "synthetic"), num_train=64, num_val=1)
+        cfg = default_cfg.clone()
+        cfg.merge_from_file(os.path.join(root, "configs", "quickstart", "atss_R_18_synthetic.yaml"))
+        data = os.path.join(tmp, "synthetic")
+        cfg.merge_from_list([
+            "DATASETS.TRAIN", ("coco:{0}/train:{0}/annotations/instances_train.json".format(data),),
+            "SOLVER.MAX_ITER", iterations, "SOLVER.CHECKPOINT_PERIOD", 0, "OUTPUT_DIR", os.path.join(tmp, "out")])
+        cfg.freeze()
+        quiet = logging.getLogger("atss_core.benchmark.quickstart")
+        quiet.setLevel(logging.WARNING)
+        history = []
+        train(cfg, 0, False, quiet, log_period=10 ** 9, history=history)
+    steady = history[skip:]
+    step = sum(h["time"] for h in steady) / len(steady)
+    data_wait = sum(h["data"] for h in steady) / len(steady)
+    return {"case": "quickstart training ({} images of 128 px per step)".format(cfg.SOLVER.IMS_PER_BATCH),
+            "quickstart": {"step_seconds": step, "data_seconds": data_wait, "data_fraction": data_wait / step,
+                           "iterations": len(steady)}}
+
+
 def run_model_suite(sizes, warmup, repeats, train_size, skip_training=False, evaluation=False):
     results = [limits_case(warmup, repeats)]
     for height, width in sizes:
@@ -338,6 +372,7 @@ def run_model_suite(sizes, warmup, repeats, train_size, skip_training=False, eva
     results.append(postprocessing_case(warmup, repeats))
     if evaluation:
         results.append(evaluation_case())
+        results.append(quickstart_training_case())
     fp32_limit = results[0]["fp32_limit"]
     for r in results:
         if "atss_gflops_per_s" in r:
@@ -359,6 +394,11 @@ def format_table(results):
             t = r["evaluation"]
             lines.append("{:<42} {:.2f} images/s: data {:.1f} s, model {:.1f} s, COCO evaluation {:.1f} s".format(
                 r["case"], r["images_per_second"], t["data"], t["model"], t["evaluation"]))
+            continue
+        if "quickstart" in r:
+            q = r["quickstart"]
+            lines.append("{:<42} step {:.3f} s, waiting for data {:.4f} s ({:.1%} of the step)".format(
+                r["case"], q["step_seconds"], q["data_seconds"], q["data_fraction"]))
             continue
         if r["case"] == "machine limits":
             g = r["gflops_per_s"]
@@ -399,6 +439,12 @@ def render_markdown(report):
             lines.append("| {} | {:.2f} images/s | | | | | | data loading {:.1f} s, model {:.1f} s, COCO "
                          "evaluation {:.1f} s |".format(r["case"], r["images_per_second"], t["data"], t["model"],
                                                          t["evaluation"]))
+            continue
+        if "quickstart" in r:
+            q = r["quickstart"]
+            lines.append("| {} | {:.3f} s per step | | | | | | waiting for data {:.4f} s = {:.1%} of the step "
+                         "(mean of {} iterations) |".format(r["case"], q["step_seconds"], q["data_seconds"],
+                                                           q["data_fraction"], q["iterations"]))
             continue
         if r["case"] == "machine limits":
             g = r["gflops_per_s"]

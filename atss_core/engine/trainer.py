@@ -24,7 +24,7 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
     reduced over processes for logging; a checkpoint every ``checkpoint_period`` iterations
     and model_final at the end. ``use_amp``: float16 autocast with gradient scaling (CUDA).
     ``progress``: a live tqdm bar (main process); ``history``: a list that receives
-    {"iteration", "lr", <losses>} per iteration (for training curves)."""
+    {"iteration", "lr", "time", "data", <losses>} per iteration (for training curves)."""
     logger = logger or logging.getLogger("atss_core.trainer")
     meters = MetricLogger(delimiter="  ")
     start_iter = arguments["iteration"]
@@ -48,7 +48,7 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
         if not torch.isfinite(losses):
             raise FloatingPointError("loss became {} at iteration {}: {}".format(
                 losses.item(), iteration, {k: v.item() for k, v in loss_dict.items()}))
-        reduced = reduce_dict(loss_dict)
+        reduced = reduce_dict({k: v.detach() for k, v in loss_dict.items()})
         meters.update(loss=sum(reduced.values()), **reduced)
         optimizer.zero_grad()
         scaler.scale(losses).backward()
@@ -61,7 +61,8 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
         end = time.time()
         meters.update(time=batch_time, data=data_time)
         if history is not None:
-            history.append(dict({k: float(v) for k, v in reduced.items()}, iteration=iteration, lr=lr))
+            history.append(dict({k: float(v) for k, v in reduced.items()}, iteration=iteration, lr=lr,
+                                time=batch_time, data=data_time))
         bar.update(1)
         bar.set_postfix(loss="{:.3f}".format(meters.loss.median), lr="{:.5f}".format(lr))
         if iteration % log_period == 0 or iteration == max_iter or iteration == start_iter + 1:

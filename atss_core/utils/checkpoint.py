@@ -43,6 +43,7 @@ class Checkpointer:
         data.update(extra)
         path = os.path.join(self.save_dir, "{}.pth".format(name))
         self.logger.info("saving checkpoint to %s", path)
+        os.makedirs(self.save_dir, exist_ok=True)
         atomic_torch_save(data, path)
         self._tag_last_checkpoint(path)
         return path

@@ -21,6 +21,14 @@ def test_postprocessing_case_agrees_with_the_plain_loop():
     assert result["seconds"]["plain_loop"] > 0  # the case asserts identical detections
 
 
+def test_quickstart_case_splits_step_time_into_data_wait():
+    result = benchmark_model.quickstart_training_case(iterations=6, skip=2)
+    q = result["quickstart"]
+    assert q["iterations"] == 4
+    assert 0 <= q["data_seconds"] < q["step_seconds"]
+    assert q["data_fraction"] == pytest.approx(q["data_seconds"] / q["step_seconds"])
+
+
 def test_readme_table_is_rewritten_between_its_markers(tmp_path):
     report = {"threads": 2, "torch": "t", "torchvision": "v", "repeats": 3, "results": [
         {"case": "machine limits", "fp32_limit": 380.0, "bf16_limit": 846.0,
@@ -32,6 +40,8 @@ def test_readme_table_is_rewritten_between_its_markers(tmp_path):
          "atss_gflop": 380.0, "atss_gflops_per_s": 253.0, "fraction_of_fp32_limit": 0.666,
          "optimized_gflops_per_s": 316.7, "optimized_fraction_of_fp32_limit": 0.833},
         {"case": "ATSS assignment", "seconds": {"atss_core": 0.05, "plain_loop": 0.5}, "speedup_vs_loop": 10.0},
+        {"case": "quickstart training", "quickstart": {"step_seconds": 0.12, "data_seconds": 0.006,
+                                                       "data_fraction": 0.05, "iterations": 55}},
     ]}
     readme = tmp_path / "README.md"
     readme.write_text("intro\n{}\nold table\n{}\noutro\n".format(benchmark_model.README_BEGIN, benchmark_model.README_END))
@@ -40,6 +50,7 @@ def test_readme_table_is_rewritten_between_its_markers(tmp_path):
     assert "old table" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert ("| inference 800x1216 | 1.50 s | 1.20 s | — | 2.00 s | 2.50 s | 0.75, 0.60 | 380 GFLOP; 253 / 317 GFLOP/s "
             "= 67% / 83% of the fp32 limit (plain / optimized) |") in text
+    assert "waiting for data 0.0060 s = 5.0% of the step (mean of 55 iterations)" in text
     assert "10.0x faster than a plain loop" in text and "fp32 380 GFLOP/s" in text
     with pytest.raises(SystemExit, match="markers"):
         (tmp_path / "plain.md").write_text("no markers")

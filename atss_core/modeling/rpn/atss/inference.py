@@ -37,14 +37,17 @@ class ATSSPostProcessor(nn.Module):
 
         candidate_inds = box_cls > self.pre_nms_thresh
         pre_nms_top_n = candidate_inds.reshape(N, -1).sum(1).clamp(max=self.pre_nms_top_n)
-        box_cls = box_cls * centerness[:, :, None]
 
         results = []
-        for per_cls, per_regression, per_top_n, per_candidates, per_anchors in zip(
-                box_cls, box_regression, pre_nms_top_n, candidate_inds, anchors):
-            scores, top_k = per_cls[per_candidates].topk(int(per_top_n), sorted=False)
-            locations = per_candidates.nonzero()[top_k, :]
-            box_loc, labels = locations[:, 0], locations[:, 1] + 1
+        for per_cls, per_centerness, per_regression, per_top_n, per_candidates, per_anchors in zip(
+                box_cls, centerness, box_regression, pre_nms_top_n, candidate_inds, anchors):
+            # one nonzero gives the candidates' (anchor, class) positions; cls x centerness is
+            # only formed for them
+            flat_locations = per_candidates.reshape(-1).nonzero().squeeze(1)
+            candidate_scores = per_cls.reshape(-1)[flat_locations] * per_centerness[flat_locations // C]
+            scores, top_k = candidate_scores.topk(int(per_top_n), sorted=False)
+            flat_locations = flat_locations[top_k]
+            box_loc, labels = flat_locations // C, flat_locations % C + 1
             detections = self.box_coder.decode(per_regression[box_loc, :].view(-1, 4),
                                                per_anchors.bbox[box_loc, :].view(-1, 4))
             boxlist = BoxList(detections, per_anchors.size, mode="xyxy")
