@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from atss_core.config import cfg as default_cfg  # noqa: E402
+from atss_core.utils.cli import run_cli  # noqa: E402
 from predictor import ATSSDemo  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -33,6 +34,7 @@ def parse_args(argv=None):
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
     parser.add_argument("--class-names", default="", help="comma-separated names of classes 1..C")
     parser.add_argument("--json", action="store_true", help="also write detections.json")
+    parser.add_argument("--debug", action="store_true", help="full traceback on errors")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     return parser.parse_args(argv)
 
@@ -80,4 +82,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

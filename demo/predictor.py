@@ -57,7 +57,7 @@ class ATSSDemo:
         weights = weights or self.cfg.MODEL.WEIGHT
         if not weights:
             raise ValueError("ATSSDemo needs weights: pass weights= or set MODEL.WEIGHT")
-        Checkpointer(self.cfg, self.model).load(weights, use_latest=False)
+        Checkpointer(self.cfg, self.model).load(weights, use_latest=False, strict=True)
         if self.cfg.TEST.OPTIMIZE_FOR_INFERENCE:
             optimize_for_inference(self.model, channels_last=self.device.type == "cpu")
         self.transforms = build_transforms(self.cfg, is_train=False)

@@ -2,6 +2,7 @@
 import argparse
 import os
 import sys
+import tempfile
 
 import torch
 
@@ -22,9 +23,34 @@ def parse_args(description, training):
     if training:
         parser.add_argument("--skip-test", dest="skip_test", action="store_true",
                             help="do not evaluate the final model on DATASETS.TEST")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of a one-line message")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="config overrides as trailing KEY VALUE pairs")
     return parser.parse_args()
+
+
+def check_batch_sizes(cfg, world_size, training):
+    """Batch sizes are global: each process takes an equal share (checked before any work)."""
+    keys = (["SOLVER.IMS_PER_BATCH"] if training else []) + ["TEST.IMS_PER_BATCH"]
+    for key in keys:
+        value = cfg.SOLVER.IMS_PER_BATCH if key.startswith("SOLVER") else cfg.TEST.IMS_PER_BATCH
+        if value <= 0 or value % world_size:
+            raise ValueError("{} ({}) must be a positive multiple of the number of processes ({})".format(
+                key, value, world_size))
+
+
+def check_output_dir(path):
+    """OUTPUT_DIR is created and written to at start-up, not when the first checkpoint is due."""
+    if not path:
+        return
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_check_"):
+            pass
+    except OSError as error:
+        raise PermissionError("OUTPUT_DIR {} cannot be written: {}".format(
+            path, error.strerror or error)) from None
 
 
 def setup(args, name):
@@ -36,6 +62,8 @@ def setup(args, name):
     cfg.freeze()
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     distributed = world_size > 1
+    check_batch_sizes(cfg, world_size, training=name == "train_net")
+    check_output_dir(cfg.OUTPUT_DIR)
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("MODEL.DEVICE is {!r} but no CUDA device is available: add `MODEL.DEVICE cpu` to the "
                          "command line".format(cfg.MODEL.DEVICE))

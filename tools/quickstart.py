@@ -22,6 +22,7 @@ from atss_core.config import cfg as default_cfg  # noqa: E402
 from atss_core.data.build import make_data_loader  # noqa: E402
 from atss_core.data.synthetic import make_synthetic_dataset  # noqa: E402
 from atss_core.engine.inference import inference  # noqa: E402
+from atss_core.utils.cli import run_cli  # noqa: E402
 from atss_core.utils.logger import setup_logger  # noqa: E402
 from train_net import train  # noqa: E402  (tools/ is on sys.path when this script runs)
 
@@ -64,6 +65,7 @@ def main():
                         help="synthetic shapes (generated) or the shipped real photographs")
     parser.add_argument("--output", default=None, help="output folder (default: output/quickstart[_real])")
     parser.add_argument("--num-images", type=int, default=12, help="validation images to draw")
+    parser.add_argument("--debug", action="store_true", help="full traceback on errors")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     args = parser.parse_args()
 
@@ -133,4 +135,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -13,6 +13,7 @@ from _launch import parse_args, run_test, setup
 from atss_core.modeling.detector import build_detection_model
 from atss_core.modeling.fusion import optimize_for_inference
 from atss_core.utils.checkpoint import Checkpointer
+from atss_core.utils.cli import run_cli
 
 
 def main():
@@ -22,7 +23,7 @@ def main():
     model.to(torch.device(cfg.MODEL.DEVICE))
     checkpointer = Checkpointer(cfg, model, save_dir=cfg.OUTPUT_DIR, logger=logger)
     if cfg.MODEL.WEIGHT:
-        checkpointer.load(cfg.MODEL.WEIGHT, use_latest=False)
+        checkpointer.load(cfg.MODEL.WEIGHT, use_latest=False, strict=True)
     elif checkpointer.has_checkpoint():
         checkpointer.load()
     else:
@@ -33,4 +34,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

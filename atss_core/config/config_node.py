@@ -3,9 +3,25 @@ import difflib
 import os
 import re
 
+import yaml
 from yacs.config import CfgNode as _YacsCfgNode
 
 _UNKNOWN_KEY = re.compile(r"Non-existent (?:config )?key: ([A-Za-z0-9_.]+)")
+_TYPE_MISMATCH = re.compile(r"Type mismatch \(<class '(\w+)'> vs\. <class '(\w+)'>\) with values \((.*) vs\. (.*)\) "
+                            r"for config key: ([A-Za-z0-9_.]+)", re.S)
+
+
+def _type_error_message(error, source):
+    """yacs's type-mismatch error, reworded: the key, the expected type and an example."""
+    match = _TYPE_MISMATCH.search(str(error))
+    if match is None:
+        return "{} (in {})".format(error, source)
+    expected, got, default, value, key = match.groups()
+    message = "config key {} expects a value of type {} (default {}), got {} of type {} in {}".format(
+        key, expected, default, value, got, source)
+    if expected in ("tuple", "list"):
+        message += "; write a sequence such as ({},)".format(value)
+    return message
 
 
 def _all_keys(node, prefix=""):
@@ -37,6 +53,12 @@ class CfgNode(_YacsCfgNode):
             super().merge_from_file(cfg_filename)
         except (KeyError, AssertionError) as error:
             raise self._unknown_key_error(error, cfg_filename) from None
+        except yaml.YAMLError as error:
+            raise ValueError("config file {} is not valid YAML: {}".format(cfg_filename, error)) from None
+        except AttributeError:  # the file is a YAML list or scalar
+            raise ValueError("config file {} must be a mapping of config keys".format(cfg_filename)) from None
+        except ValueError as error:  # yacs: a value of the wrong type
+            raise ValueError(_type_error_message(error, cfg_filename)) from None
 
     def merge_from_list(self, cfg_list):
         if len(cfg_list) % 2:
@@ -46,3 +68,5 @@ class CfgNode(_YacsCfgNode):
             super().merge_from_list(cfg_list)
         except (KeyError, AssertionError) as error:
             raise self._unknown_key_error(error, "the command-line overrides") from None
+        except ValueError as error:  # yacs: a value of the wrong type
+            raise ValueError(_type_error_message(error, "the command-line overrides")) from None

@@ -305,6 +305,9 @@ _C.PATHS_CATALOG = os.path.join(os.path.dirname(__file__), "paths_catalog.py")
 # -----------------------------------------------------------------------------
 _C.DTYPE = "float32"  # "float16": mixed precision on GPU; "bfloat16": on GPU or a CPU with avx512_bf16/AMX
 _C.AMP_VERBOSE = False
+# seeds Python, NumPy and torch in every process and data-loader worker, the data order and
+# every sample's random transforms; negative: a random seed (logged, and kept on resume)
+_C.SEED = -1
 # test_net.py and the demo predictor fold the frozen norms into the convolutions (and use
 # channels_last on the CPU) before evaluating: outputs change by float rounding only
 _C.TEST.OPTIMIZE_FOR_INFERENCE = True

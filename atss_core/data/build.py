@@ -6,6 +6,7 @@ import torch.utils.data
 
 from atss_core.config.paths_catalog import DatasetCatalog
 from atss_core.utils.comm import get_rank, get_world_size
+from atss_core.utils.seed import SeededBatches, SeededDataset, worker_seeder
 
 from . import datasets as D
 from .collate_batch import BatchCollator, BBoxAugCollator
@@ -26,7 +27,7 @@ def build_dataset(dataset_names, transforms, is_train):
         if factory is None:
             raise NotImplementedError("dataset {!r} needs {}, which atss_core does not have yet".format(
                 name, entry["factory"]))
-        args = dict(entry["args"], transforms=transforms)
+        args = dict(entry["args"], transforms=transforms, skip_unreadable=is_train)
         if entry["factory"] == "COCODataset":
             args["remove_images_without_annotations"] = is_train
         datasets.append(factory(**args))
@@ -62,9 +63,19 @@ def images_per_process(total, what):
     return total // world
 
 
-def make_data_loader(cfg, is_train=True, start_iter=0):
+def check_num_classes(dataset, name, num_classes):
+    """A dataset with more categories than the classifier has outputs would train labels the
+    head cannot represent (and evaluate nonsense)."""
+    count = getattr(dataset, "num_categories", None)
+    if count is not None and count > num_classes - 1:
+        raise ValueError("dataset {} has {} categories but MODEL.ATSS.NUM_CLASSES is {} (background included): set "
+                         "MODEL.ATSS.NUM_CLASSES {}".format(name, count, num_classes, count + 1))
+
+
+def make_data_loader(cfg, is_train=True, start_iter=0, seed=0):
     """Training: one iteration-based loader over the concatenated DATASETS.TRAIN, resuming at
-    ``start_iter``. Test: one loader per DATASETS.TEST entry, in dataset order."""
+    ``start_iter``, its order and every sample's random transforms drawn from ``seed``.
+    Test: one loader per DATASETS.TEST entry, in dataset order."""
     logger = logging.getLogger(__name__)
     if is_train:
         per_process = images_per_process(cfg.SOLVER.IMS_PER_BATCH, "SOLVER.IMS_PER_BATCH")
@@ -77,15 +88,23 @@ def make_data_loader(cfg, is_train=True, start_iter=0):
     datasets = build_dataset(names, None if bbox_aug else build_transforms(cfg, is_train), is_train)
     collator = BBoxAugCollator() if bbox_aug else BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY)
     loaders = []
-    for dataset in datasets:
+    for dataset, name in zip(datasets, [names] if is_train else names):
         if len(dataset) == 0:
-            raise ValueError("dataset {} has no usable image".format(names))
-        sampler = DistributedSampler(dataset, num_replicas=get_world_size(), rank=get_rank(), shuffle=shuffle)
+            raise ValueError("dataset {} has no usable image".format(name))
+        if not bbox_aug:
+            check_num_classes(dataset, name, cfg.MODEL.ATSS.NUM_CLASSES)
+        sampler = DistributedSampler(dataset, num_replicas=get_world_size(), rank=get_rank(), shuffle=shuffle,
+                                     seed=seed)
         batch_sampler = make_batch_data_sampler(dataset, sampler, cfg.DATALOADER.ASPECT_RATIO_GROUPING,
                                                 per_process, num_iters, start_iter)
+        worker_init = None
+        if is_train:
+            batch_sampler = SeededBatches(batch_sampler, seed, get_rank())
+            dataset = SeededDataset(dataset)
+            worker_init = worker_seeder(seed, get_rank())
         loaders.append(torch.utils.data.DataLoader(
             dataset, num_workers=cfg.DATALOADER.NUM_WORKERS, batch_sampler=batch_sampler,
-            collate_fn=collator))
+            collate_fn=collator, worker_init_fn=worker_init))
         logger.info("%s: %d images, %d per process and batch", names, len(dataset), per_process)
     if is_train:
         return loaders[0]

@@ -67,16 +67,18 @@ class Checkpointer:
         os.replace(tmp, self._last_checkpoint_file())
 
     # loading
-    def load(self, f=None, use_latest=True):
+    def load(self, f=None, use_latest=True, strict=False):
         """Resumes from save_dir/last_checkpoint when there is one (model, optimizer, scheduler
-        and the extra fields such as "iteration" are restored and returned). Otherwise loads
-        only the model weights from ``f`` (MODEL.WEIGHT): a checkpoint given that way never
-        brings its optimizer, scheduler or iteration, so fine-tuning starts at iteration 0."""
+        and the extra fields such as "iteration" are restored and returned; every model tensor
+        must fit). Otherwise loads only the model weights from ``f`` (MODEL.WEIGHT): a checkpoint
+        given that way never brings its optimizer, scheduler or iteration, so fine-tuning starts
+        at iteration 0; tensors that do not fit keep their initialisation and are listed, unless
+        ``strict`` (evaluation), which raises CheckpointMismatchError naming them."""
         if use_latest and self.has_checkpoint():
             path = self.get_checkpoint_file()
             self.logger.info("resuming from %s", path)
             checkpoint = self._load_file(path)
-            self._load_model(checkpoint)
+            self._load_model(checkpoint, strict=True, source=path)
             if self.optimizer is not None and "optimizer" in checkpoint:
                 self.optimizer.load_state_dict(checkpoint.pop("optimizer"))
             if self.scheduler is not None and "scheduler" in checkpoint:
@@ -87,7 +89,7 @@ class Checkpointer:
             return {}
         self.logger.info("loading weights from %s", f)
         checkpoint = self._load_file(f)
-        self._load_model(checkpoint)
+        self._load_model(checkpoint, strict=strict, source=f)
         ignored = sorted(k for k in checkpoint if k not in ("model",))
         if ignored:
             self.logger.info("weights only: %s of %s not used (a training run starts at iteration 0)", ", ".join(ignored), f)
@@ -110,8 +112,8 @@ class Checkpointer:
             return {"model": loaded}  # a bare state dict
         raise RuntimeError("{} is neither a checkpoint dict with a 'model' entry nor a state dict".format(f))
 
-    def _load_model(self, checkpoint):
-        return load_state_dict(self.model, checkpoint.pop("model"), logger=self.logger)
+    def _load_model(self, checkpoint, strict=False, source="the checkpoint"):
+        return load_state_dict(self.model, checkpoint.pop("model"), logger=self.logger, strict=strict, source=source)
 
 
 DetectronCheckpointer = Checkpointer  # the official class name

@@ -40,12 +40,32 @@ def align_and_update_state_dicts(model_state_dict, loaded_state_dict):
     return report
 
 
-def load_state_dict(model, loaded_state_dict, logger=None):
-    """Loads what matches and logs the rest by name; returns the report."""
+class CheckpointMismatchError(ValueError):
+    """Weights that do not fit the model built from the config."""
+
+
+def _mismatch_message(report, source):
+    parts = []
+    if report["mismatched"]:
+        parts.append("{} tensor(s) of another shape: {}".format(len(report["mismatched"]), "; ".join(
+            "{} model {} vs checkpoint {}".format(*m) for m in report["mismatched"][:10])))
+    if report["missing"]:
+        parts.append("{} tensor(s) missing: {}".format(len(report["missing"]), ", ".join(report["missing"][:10])))
+    return ("{} does not fit the model built from the config ({}). Check MODEL.ATSS.NUM_CLASSES, "
+            "MODEL.BACKBONE.CONV_BODY and the other model keys against the config the weights were trained "
+            "with".format(source, "; ".join(parts)))
+
+
+def load_state_dict(model, loaded_state_dict, logger=None, strict=False, source="the checkpoint"):
+    """Loads what matches and logs the rest by name; returns the report. ``strict``: a missing
+    or shape-mismatched tensor raises CheckpointMismatchError naming them, and the model is
+    left untouched (evaluation and resuming need every tensor)."""
     logger = logger or logging.getLogger(__name__)
     model_state_dict = model.state_dict()
     loaded_state_dict = strip_prefix_if_present(loaded_state_dict, prefix="module.")
     report = align_and_update_state_dicts(model_state_dict, loaded_state_dict)
+    if strict and (report["missing"] or report["mismatched"]):
+        raise CheckpointMismatchError(_mismatch_message(report, source))
     model.load_state_dict(model_state_dict)
     logger.info("loaded %d of %d model tensors", len(report["loaded"]), len(model_state_dict))
     for key, model_shape, loaded_shape in report["mismatched"]:

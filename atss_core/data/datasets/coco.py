@@ -1,6 +1,8 @@
 """COCO-format detection dataset (json annotations + an image folder)."""
 import contextlib
 import io
+import json
+import logging
 import os
 
 import torch
@@ -8,7 +10,7 @@ from pycocotools.coco import COCO
 
 from atss_core.structures.bounding_box import BoxList
 
-from .image_io import read_image_bgr
+from .image_io import UnreadableImagePolicy, check_images_exist, read_image_bgr
 
 
 def _has_only_empty_bbox(anno):
@@ -27,19 +29,28 @@ class COCODataset(torch.utils.data.Dataset):
     and back). With ``remove_images_without_annotations`` (training) images without a usable
     box are dropped; crowd boxes are never targets. Test datasets keep every image."""
 
-    def __init__(self, ann_file, root, remove_images_without_annotations, transforms=None):
+    def __init__(self, ann_file, root, remove_images_without_annotations, transforms=None, skip_unreadable=False):
         if not os.path.isfile(ann_file):
             raise FileNotFoundError("COCO annotation file not found: {}".format(ann_file))
         if not os.path.isdir(root):
             raise FileNotFoundError("COCO image folder not found: {}".format(root))
+        self.coco = COCO()
+        self.coco.dataset = load_coco_json(ann_file)
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-            self.coco = COCO(ann_file)
+            self.coco.createIndex()
         self.root = root
         self.ann_file = ann_file
         self.ids = sorted(self.coco.imgs.keys())
         if remove_images_without_annotations:
-            self.ids = [i for i in self.ids
-                        if has_valid_annotation(self.coco.loadAnns(self.coco.getAnnIds(imgIds=i, iscrowd=None)))]
+            kept = [i for i in self.ids
+                    if has_valid_annotation(self.coco.loadAnns(self.coco.getAnnIds(imgIds=i, iscrowd=None)))]
+            if len(kept) < len(self.ids):
+                logging.getLogger(__name__).info("%s: %d of %d images have no usable box and are not used for "
+                                                 "training", ann_file, len(self.ids) - len(kept), len(self.ids))
+            self.ids = kept
+        check_images_exist([os.path.join(root, self.coco.imgs[i]["file_name"]) for i in self.ids],
+                           "{} (image folder {})".format(ann_file, root))
+        self._unreadable = UnreadableImagePolicy(skip=skip_unreadable)
         self.categories = {cat["id"]: cat["name"] for cat in self.coco.cats.values()}
         # contiguous ids in the order of the json "categories" list (as the official code): the
         # class channels of a checkpoint follow it
@@ -65,7 +76,14 @@ class COCODataset(torch.utils.data.Dataset):
         target.add_field("labels", torch.tensor(labels, dtype=torch.int64))
         return target.clip_to_image(remove_empty=True)
 
+    @property
+    def num_categories(self):
+        return len(self.json_category_id_to_contiguous_id)
+
     def __getitem__(self, index):
+        return self._unreadable.load(len(self), index, self._load_item)
+
+    def _load_item(self, index):
         info = self.get_img_info(index)
         image = read_image_bgr(os.path.join(self.root, info["file_name"]))
         if (image.shape[1], image.shape[0]) != (info["width"], info["height"]):
@@ -75,3 +93,57 @@ class COCODataset(torch.utils.data.Dataset):
         if self._transforms is not None:
             image, target = self._transforms(image, target)
         return image, target, index
+
+
+def _fail(ann_file, problem):
+    raise ValueError("COCO annotation file {}: {}".format(ann_file, problem))
+
+
+def load_coco_json(ann_file):
+    """The parsed annotation file, checked for what training and evaluation rely on: the
+    images, categories and annotations lists, each box as 4 numbers, every annotation's
+    image and category among those listed. Boxes of zero or negative size are counted and
+    reported (they are not targets)."""
+    try:
+        with open(ann_file) as f:
+            data = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError("could not parse COCO annotation file {}: {}".format(ann_file, error)) from None
+    if not isinstance(data, dict):
+        _fail(ann_file, "expected a json object with 'images', 'annotations' and 'categories'")
+    for key in ("images", "categories"):
+        if not isinstance(data.get(key), list):
+            _fail(ann_file, "'{}' is missing or not a list".format(key))
+    annotations = data.setdefault("annotations", [])
+    if not isinstance(annotations, list):
+        _fail(ann_file, "'annotations' is not a list")
+    for image in data["images"]:
+        if not isinstance(image, dict) or not all(k in image for k in ("id", "file_name", "width", "height")):
+            _fail(ann_file, "an image entry lacks one of id, file_name, width, height: {!r}".format(image))
+    for category in data["categories"]:
+        if not isinstance(category, dict) or "id" not in category or "name" not in category:
+            _fail(ann_file, "a category entry lacks its id or name: {!r}".format(category))
+    image_ids = {image["id"] for image in data["images"]}
+    category_ids = {category["id"] for category in data["categories"]}
+    degenerate = 0
+    for ann in annotations:
+        if not isinstance(ann, dict) or not all(k in ann for k in ("id", "image_id", "category_id", "bbox")):
+            _fail(ann_file, "an annotation lacks one of id, image_id, category_id, bbox: {!r}".format(ann))
+        box = ann["bbox"]
+        if not (isinstance(box, list) and len(box) == 4 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+            _fail(ann_file, "annotation {} has bbox {!r}; expected [x, y, width, height]".format(ann["id"], box))
+        if ann["image_id"] not in image_ids:
+            _fail(ann_file, "annotation {} refers to image_id {!r}, which is not among the images".format(
+                ann["id"], ann["image_id"]))
+        if ann["category_id"] not in category_ids:
+            _fail(ann_file, "annotation {} has category_id {!r}, which is not among the categories {}".format(
+                ann["id"], ann["category_id"], sorted(category_ids)))
+        ann.setdefault("area", float(box[2]) * float(box[3]))  # pycocotools' evaluation reads both
+        ann.setdefault("iscrowd", 0)
+        # the xyxy targets (x + w - 1, legacy +1 convention) drop boxes without positive extent
+        degenerate += not ann.get("iscrowd") and (box[2] <= 1 or box[3] <= 1)
+    if degenerate:
+        logging.getLogger(__name__).warning("%s: %d box(es) of width or height <= 1 pixel (zero or negative "
+                                            "included) are ignored", ann_file, degenerate)
+    return data

@@ -13,3 +13,7 @@ class ConcatDataset(_ConcatDataset):
     def get_img_info(self, idx):
         dataset_idx, sample_idx = self.get_idxs(idx)
         return self.datasets[dataset_idx].get_img_info(sample_idx)
+
+    @property
+    def num_categories(self):
+        return max(getattr(d, "num_categories", 0) for d in self.datasets)

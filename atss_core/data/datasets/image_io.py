@@ -1,15 +1,62 @@
-"""Image decoding with OpenCV, with errors that name the file."""
+"""Image decoding with OpenCV, with errors that name the file, and the training datasets'
+policy for images that cannot be read (skipped with a counted warning)."""
+import logging
 import os
 
 import cv2
+import numpy as np
+
+_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
+_JPEG_END_SEARCH = 1024  # some writers leave padding after the end marker
+
+
+class UnreadableImageError(ValueError):
+    """An image file that exists but is corrupt, truncated or not an image."""
 
 
 def read_image_bgr(path):
     """HxWx3 uint8 BGR array of the image at ``path``, as stored: the EXIF orientation is ignored,
-    as PIL (the official loader) ignores it, since COCO boxes refer to the stored pixels."""
+    as PIL (the official loader) ignores it, since COCO boxes refer to the stored pixels.
+    A JPEG without its end marker is refused: OpenCV would return it with the missing part grey."""
     if not os.path.isfile(path):
         raise FileNotFoundError("image not found: {}".format(path))
-    image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith(_JPEG_START) and _JPEG_END not in data[-_JPEG_END_SEARCH:]:
+        raise UnreadableImageError("image {} is truncated (its JPEG end marker is missing)".format(path))
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
-        raise ValueError("could not decode image {} (corrupt or not an image)".format(path))
+        raise UnreadableImageError("could not decode image {} (corrupt or not an image)".format(path))
     return image
+
+
+class UnreadableImagePolicy:
+    """Training skips an unreadable image and takes the next readable one in dataset order (so
+    a run stays reproducible), logging each skip with a running count; evaluation stops with
+    the error, since a skipped image would silently change the metrics."""
+
+    def __init__(self, skip):
+        self.skip = skip
+        self.skipped = 0
+
+    def load(self, dataset_length, index, load_item):
+        for offset in range(dataset_length):
+            position = (index + offset) % dataset_length
+            try:
+                return load_item(position)
+            except UnreadableImageError as error:
+                if not self.skip:
+                    raise
+                self.skipped += 1
+                logging.getLogger(__name__).warning("skipped: %s (%d unreadable image(s) skipped so far in this "
+                                                    "process)", error, self.skipped)
+        raise ValueError("none of the {} images of the dataset can be read".format(dataset_length))
+
+
+def check_images_exist(paths, what):
+    """Start-up check: every image file is there (a missing one would otherwise stop the run
+    when it is first drawn, possibly hours in)."""
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError("{} of the {} images of {} are missing, e.g. {}".format(
+            len(missing), len(paths), what, ", ".join(missing[:3])))

@@ -1,4 +1,5 @@
 """Pascal VOC-format detection dataset (JPEGImages/, Annotations/*.xml, ImageSets/Main/<split>.txt)."""
+import logging
 import os
 import xml.etree.ElementTree as ET
 
@@ -6,7 +7,7 @@ import torch
 
 from atss_core.structures.bounding_box import BoxList
 
-from .image_io import read_image_bgr
+from .image_io import UnreadableImagePolicy, check_images_exist, read_image_bgr
 
 VOC_CLASSES = ("__background__", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -21,7 +22,9 @@ class PascalVOCDataset(torch.utils.data.Dataset):
     annotation names another class, the sorted set of names found in the split. Difficult
     objects are dropped unless ``use_difficult`` (evaluation reads them from get_groundtruth)."""
 
-    def __init__(self, data_dir, split, use_difficult=False, transforms=None, classes=None):
+    def __init__(self, data_dir, split, use_difficult=False, transforms=None, classes=None, skip_unreadable=False):
+        if not os.path.isdir(data_dir):
+            raise FileNotFoundError("VOC dataset folder not found: {}".format(data_dir))
         self.root = data_dir
         self.image_set = split
         self.keep_difficult = use_difficult
@@ -39,6 +42,21 @@ class PascalVOCDataset(torch.utils.data.Dataset):
         self.classes = tuple(classes)
         self.class_to_ind = {name: i for i, name in enumerate(self.classes)}
         self.categories = dict(enumerate(self.classes))
+        check_images_exist([self._image_path(i) for i in self.ids], "{} split {}".format(data_dir, split))
+        # the targets drop boxes without positive extent (after the 1 subtracted above)
+        degenerate = sum(o["box"][2] <= o["box"][0] or o["box"][3] <= o["box"][1]
+                         for anno in self._annotations.values() for o in anno["objects"])
+        if degenerate:
+            logging.getLogger(__name__).warning("%s split %s: %d box(es) with xmax <= xmin or ymax <= ymin are "
+                                                "ignored", data_dir, split, degenerate)
+        self._unreadable = UnreadableImagePolicy(skip=skip_unreadable)
+
+    def _image_path(self, image_id):
+        return os.path.join(self.root, "JPEGImages", image_id + ".jpg")
+
+    @property
+    def num_categories(self):
+        return len(self.classes) - 1  # "__background__" is not a category
 
     def _parse(self, image_id):
         path = os.path.join(self.root, "Annotations", image_id + ".xml")
@@ -48,17 +66,35 @@ class PascalVOCDataset(torch.utils.data.Dataset):
             root = ET.parse(path).getroot()
         except ET.ParseError as error:
             raise ValueError("could not parse VOC annotation {}: {}".format(path, error)) from error
+
+        def text(element, tag):
+            found = element.find(tag)
+            if found is None or found.text is None or not found.text.strip():
+                raise ValueError("VOC annotation {}: <{}> is missing in <{}>".format(path, tag, element.tag))
+            return found.text.strip()
+
+        def number(element, tag, kind):
+            value = text(element, tag)
+            try:
+                return kind(float(value)) if kind is int else kind(value)
+            except ValueError:
+                raise ValueError("VOC annotation {}: <{}> is {!r}, not a number".format(path, tag, value)) from None
+
         size = root.find("size")
+        if size is None:
+            raise ValueError("VOC annotation {}: <size> is missing".format(path))
         objects = []
         for obj in root.iter("object"):
             box = obj.find("bndbox")
+            if box is None:
+                raise ValueError("VOC annotation {}: an <object> has no <bndbox>".format(path))
             difficult = obj.find("difficult")
             objects.append({
-                "name": obj.find("name").text.lower().strip(),
-                "box": [float(box.find(k).text) - 1 for k in ("xmin", "ymin", "xmax", "ymax")],
-                "difficult": difficult is not None and int(difficult.text) == 1,
+                "name": text(obj, "name").lower(),
+                "box": [number(box, k, float) - 1 for k in ("xmin", "ymin", "xmax", "ymax")],
+                "difficult": difficult is not None and difficult.text is not None and difficult.text.strip() == "1",
             })
-        return {"width": int(size.find("width").text), "height": int(size.find("height").text), "objects": objects}
+        return {"width": number(size, "width", int), "height": number(size, "height", int), "objects": objects}
 
     def __len__(self):
         return len(self.ids)
@@ -84,7 +120,10 @@ class PascalVOCDataset(torch.utils.data.Dataset):
         return self.classes[class_id]
 
     def __getitem__(self, index):
-        image = read_image_bgr(os.path.join(self.root, "JPEGImages", self.ids[index] + ".jpg"))
+        return self._unreadable.load(len(self), index, self._load_item)
+
+    def _load_item(self, index):
+        image = read_image_bgr(self._image_path(self.ids[index]))
         target = self.get_groundtruth(index).clip_to_image(remove_empty=True)
         if self._transforms is not None:
             image, target = self._transforms(image, target)
