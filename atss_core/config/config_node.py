@@ -17,7 +17,7 @@ def _type_error_message(error, source):
     if match is None:
         return "{} (in {})".format(error, source)
     expected, got, default, value, key = match.groups()
-    message = "config key {} expects a value of type {} (default {}), got {} of type {} in {}".format(
+    message = "config key {} expects a value of type {} (current value {}), got {} of type {} in {}".format(
         key, expected, default, value, got, source)
     if expected in ("tuple", "list"):
         message += "; write a sequence such as ({},)".format(value)

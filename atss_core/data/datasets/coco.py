@@ -3,6 +3,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 
 import torch
@@ -95,6 +96,10 @@ class COCODataset(torch.utils.data.Dataset):
         return image, target, index
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _fail(ann_file, problem):
     raise ValueError("COCO annotation file {}: {}".format(ann_file, problem))
 
@@ -120,18 +125,27 @@ def load_coco_json(ann_file):
     for image in data["images"]:
         if not isinstance(image, dict) or not all(k in image for k in ("id", "file_name", "width", "height")):
             _fail(ann_file, "an image entry lacks one of id, file_name, width, height: {!r}".format(image))
+        if not _is_int(image["id"]) or not isinstance(image["file_name"], str) or not image["file_name"]:
+            _fail(ann_file, "image entry {!r} needs an integer id and a file_name".format(image))
+        if not all(_is_int(image[k]) and image[k] > 0 for k in ("width", "height")):
+            _fail(ann_file, "image {!r} has width {!r} and height {!r}; expected positive integers".format(
+                image["file_name"], image["width"], image["height"]))
     for category in data["categories"]:
         if not isinstance(category, dict) or "id" not in category or "name" not in category:
             _fail(ann_file, "a category entry lacks its id or name: {!r}".format(category))
+        if not _is_int(category["id"]) or not isinstance(category["name"], str):
+            _fail(ann_file, "category entry {!r} needs an integer id and a name".format(category))
     image_ids = {image["id"] for image in data["images"]}
     category_ids = {category["id"] for category in data["categories"]}
     degenerate = 0
     for ann in annotations:
         if not isinstance(ann, dict) or not all(k in ann for k in ("id", "image_id", "category_id", "bbox")):
             _fail(ann_file, "an annotation lacks one of id, image_id, category_id, bbox: {!r}".format(ann))
+        if not all(_is_int(ann[k]) for k in ("id", "image_id", "category_id")):
+            _fail(ann_file, "annotation {!r} needs integer id, image_id and category_id".format(ann))
         box = ann["bbox"]
         if not (isinstance(box, list) and len(box) == 4 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box)):
             _fail(ann_file, "annotation {} has bbox {!r}; expected [x, y, width, height]".format(ann["id"], box))
         if ann["image_id"] not in image_ids:
             _fail(ann_file, "annotation {} refers to image_id {!r}, which is not among the images".format(

@@ -1,5 +1,6 @@
 """Pascal VOC-format detection dataset (JPEGImages/, Annotations/*.xml, ImageSets/Main/<split>.txt)."""
 import logging
+import math
 import os
 import xml.etree.ElementTree as ET
 
@@ -76,9 +77,12 @@ class PascalVOCDataset(torch.utils.data.Dataset):
         def number(element, tag, kind):
             value = text(element, tag)
             try:
-                return kind(float(value)) if kind is int else kind(value)
+                parsed = float(value)
             except ValueError:
-                raise ValueError("VOC annotation {}: <{}> is {!r}, not a number".format(path, tag, value)) from None
+                parsed = math.nan
+            if not math.isfinite(parsed):
+                raise ValueError("VOC annotation {}: <{}> is {!r}, not a number".format(path, tag, value))
+            return kind(parsed)
 
         size = root.find("size")
         if size is None:
@@ -94,7 +98,10 @@ class PascalVOCDataset(torch.utils.data.Dataset):
                 "box": [number(box, k, float) - 1 for k in ("xmin", "ymin", "xmax", "ymax")],
                 "difficult": difficult is not None and difficult.text is not None and difficult.text.strip() == "1",
             })
-        return {"width": number(size, "width", int), "height": number(size, "height", int), "objects": objects}
+        width, height = number(size, "width", int), number(size, "height", int)
+        if width <= 0 or height <= 0:
+            raise ValueError("VOC annotation {}: image size {}x{} is not positive".format(path, width, height))
+        return {"width": width, "height": height, "objects": objects}
 
     def __len__(self):
         return len(self.ids)
