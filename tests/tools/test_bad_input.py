@@ -163,3 +163,36 @@ def test_debug_flag_shows_the_traceback(tmp_path):
     result = _run(("train_net.py",), ["--config-file", str(tmp_path / "nope.yaml"), "--debug"], {}, tmp_path)
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "config file not found" in result.stderr
+
+
+# the part of each message that the README's troubleshooting table quotes
+README_PHRASES = {
+    "missing config file": "config file not found",
+    "unknown config key": "unknown config key",
+    "value of the wrong type": "expects a value of type",
+    "missing dataset folder": "COCO image folder not found",
+    "missing annotation file": "COCO annotation file not found",
+    "missing image": "are missing, e.g.",
+    "malformed annotation json": "could not parse COCO annotation file",
+    "malformed voc xml": "could not parse VOC annotation",
+    "unknown category id": "which is not among the categories",
+    "labels beyond NUM_CLASSES": "but MODEL.ATSS.NUM_CLASSES is",
+    "missing weights file": "checkpoint/weights file not found",
+    "not a checkpoint": "could not read checkpoint",
+    "mismatched checkpoint": "does not fit the model built from the config",
+    "output folder cannot be written": "cannot be written",
+    "batch not divisible by processes": "must be a positive multiple of the number of processes",
+    "test batch not divisible by processes": "must be a positive multiple of the number of processes",
+    "GPU config without a GPU": "MODEL.DEVICE is 'cuda' but no CUDA device is available",
+    "demo without weights file": "checkpoint/weights file not found",
+}
+
+
+def test_readme_troubleshooting_lists_every_message(results):
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    section = readme[readme.index("## Troubleshooting"):readme.index("## Tests")]
+    assert set(README_PHRASES) == set(EXPECTED)
+    for name, phrase in README_PHRASES.items():
+        assert phrase in section, name
+        if name != "GPU config without a GPU" or not torch.cuda.is_available():
+            assert phrase in results[name].stderr, name
