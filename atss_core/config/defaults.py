@@ -305,6 +305,10 @@ _C.PATHS_CATALOG = os.path.join(os.path.dirname(__file__), "paths_catalog.py")
 # -----------------------------------------------------------------------------
 _C.DTYPE = "float32"  # "float16": mixed precision on GPU; "bfloat16": on GPU or a CPU with avx512_bf16/AMX
 _C.AMP_VERBOSE = False
+# weight files (MODEL.WEIGHT, --weights, resumed checkpoints) are unpickled as plain data only:
+# tensors/arrays, numbers, strings, lists and dicts. True loads a file that needs more, which
+# could run code while loading: only for files from a trusted source
+_C.MODEL.TRUST_WEIGHT_FILE = False
 # seeds Python, NumPy and torch in every process and data-loader worker, the data order and
 # every sample's random transforms; negative: a random seed (logged, and kept on resume)
 _C.SEED = -1

@@ -1,11 +1,12 @@
 """Caffe2 / Detectron ImageNet weights (.pkl) -> atss_core ResNet names, following the
 official conversion (res2_0_branch2a_w -> layer1.0.conv1.weight, *_bn_s/_bn_b -> bn weight/bias)."""
-import pickle
 import re
 from collections import OrderedDict
 
 import numpy as np
 import torch
+
+from atss_core.utils.weight_files import read_caffe2_pickle
 
 
 def rename_c2_resnet_weights(layer_keys):
@@ -43,11 +44,13 @@ def _rename_for_deformable_stages(state_dict, stage_with_dcn):
     return result
 
 
-def load_c2_format(cfg, path):
+def load_c2_format(cfg, path, trusted=False):
     """Reads a Detectron .pkl (dict of numpy arrays, optionally under "blobs") into a state dict
-    of our ResNet body names; the classifier (fc1000) and momentum blobs are dropped."""
-    with open(path, "rb") as f:
-        data = pickle.load(f, encoding="latin1")
+    of our ResNet body names; the classifier (fc1000) and momentum blobs are dropped. Only
+    NumPy data is unpickled unless ``trusted`` (see weight_files)."""
+    data = read_caffe2_pickle(path, trusted=trusted)
+    if not isinstance(data, dict):
+        raise ValueError("{} holds a {}, not a dict of weight arrays".format(path, type(data).__name__))
     if "blobs" in data:
         data = data["blobs"]
     blobs = OrderedDict((k, v) for k, v in data.items()

@@ -8,6 +8,7 @@ import torch
 from atss_core.config.paths_catalog import ModelCatalog
 from atss_core.utils.c2_model_loading import load_c2_format
 from atss_core.utils.model_serialization import load_state_dict
+from atss_core.utils.weight_files import UntrustedWeightsError, read_torch_file
 
 CATALOG_PREFIX = "catalog://"
 
@@ -100,10 +101,18 @@ class Checkpointer:
             f = ModelCatalog.get(f[len(CATALOG_PREFIX):])
         if not os.path.isfile(f):
             raise FileNotFoundError("checkpoint/weights file not found: {}".format(f))
+        trusted = self._trusted()
         if f.endswith(".pkl"):
-            return {"model": load_c2_format(self.cfg, f)}
+            try:
+                return {"model": load_c2_format(self.cfg, f, trusted=trusted)}
+            except UntrustedWeightsError:
+                raise
+            except Exception as error:  # a truncated or foreign file
+                raise RuntimeError("could not read Caffe2 weights {}: {}".format(f, error)) from error
         try:
-            loaded = torch.load(f, map_location=torch.device("cpu"), weights_only=False)
+            loaded = read_torch_file(f, trusted=trusted)
+        except UntrustedWeightsError:
+            raise
         except Exception as error:  # a truncated or foreign file
             raise RuntimeError("could not read checkpoint {}: {}".format(f, error)) from error
         if isinstance(loaded, dict) and "model" in loaded and isinstance(loaded["model"], dict):
@@ -111,6 +120,10 @@ class Checkpointer:
         if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
             return {"model": loaded}  # a bare state dict
         raise RuntimeError("{} is neither a checkpoint dict with a 'model' entry nor a state dict".format(f))
+
+    def _trusted(self):
+        """MODEL.TRUST_WEIGHT_FILE: load pickles that need more than plain data (see weight_files)."""
+        return bool(self.cfg is not None and self.cfg.MODEL.get("TRUST_WEIGHT_FILE", False))
 
     def _load_model(self, checkpoint, strict=False, source="the checkpoint"):
         return load_state_dict(self.model, checkpoint.pop("model"), logger=self.logger, strict=strict, source=source)
