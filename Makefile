@@ -8,7 +8,7 @@ CSRC := $(shell find csrc -type f 2>/dev/null) setup.py
 PYTEST_ARGS ?=
 DATA ?= synthetic
 
-.PHONY: setup build test cuda-check benchmark bench demo mutation clean
+.PHONY: setup build test cuda-check gpu-check benchmark bench demo mutation clean
 
 setup: $(BUILD_STAMP)
 
@@ -34,6 +34,11 @@ test: setup
 # compile-check the CUDA kernels (no GPU needed); cached by a hash of csrc/
 cuda-check: $(REQS_STAMP)
 	PYTHON=$(PY) bash .ci/cuda_compile_check.sh
+
+# on a machine with a GPU: CUDA build, CUDA tests, GPU benchmarks, GPU-vs-CPU training check
+# (tools/gpu_check.py); on one without, it stops at once with a message
+gpu-check: setup
+	$(PY) tools/gpu_check.py --json output/gpu_check.json
 
 # the quickstart: data -> CPU training -> COCO AP -> pictures, curves, metrics
 # (DATA=synthetic: generated shapes; DATA=real: the raccoon photographs in data/raccoon)

@@ -30,4 +30,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("deform_conv_forward", &deform_conv_forward, "deformable convolution v1 (mask=None) / v2 forward");
   m.def("deform_conv_backward", &deform_conv_backward, "deformable convolution v1 / v2 backward");
   m.def("built_with_cuda", &built_with_cuda, "whether the CUDA kernels were compiled in");
+  m.attr("NMS_CUDA_MAX_BOXES") = kNmsCudaMaxBoxes;
 }

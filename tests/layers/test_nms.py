@@ -120,3 +120,19 @@ def test_nms_rejects_bad_arguments():
         nms(boxes, torch.rand(4), 0.5)
     with pytest.raises(ValueError, match="labels has 3 entries"):
         ml_nms(boxes, torch.rand(5), torch.ones(3), 0.5)
+
+
+def test_cuda_nms_limit_is_the_kernel_grid_limit():
+    from atss_core import _C
+
+    assert _C.NMS_CUDA_MAX_BOXES == 65535 * 64  # CUDA's grid.y cap times 64 boxes per mask word
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device; the CUDA variant runs where a GPU exists")
+def test_cuda_nms_above_its_limit_is_a_clear_error():
+    from atss_core import _C
+
+    n = _C.NMS_CUDA_MAX_BOXES + 1
+    boxes = torch.zeros(n, 4, device="cuda")
+    with pytest.raises(ValueError, match="at most {} boxes on CUDA".format(_C.NMS_CUDA_MAX_BOXES)):
+        nms(boxes, torch.zeros(n, device="cuda"), 0.5)

@@ -49,7 +49,21 @@ def test_roi_pool_gradcheck(device):
     g = torch.Generator().manual_seed(3)
     x = torch.randperm(2 * 7 * 8, generator=g).double().reshape(1, 2, 7, 8).to(device).requires_grad_()
     rois = torch.tensor([[0, 0, 0, 6, 5], [0, 2, 1, 7, 6.6], [0, -2, -2, 3, 3]], dtype=torch.float64).to(device)
-    assert torch.autograd.gradcheck(lambda t: roi_pool(t, rois, 2, 1.0), (x,))
+    assert torch.autograd.gradcheck(lambda t: roi_pool(t, rois, 2, 1.0), (x,),
+                                    nondet_tol=1e-10 if device.type == "cuda" else 0.0)
+
+
+@pytest.mark.parametrize("bad_index", [2.0, -0.5])
+def test_roi_pool_rejects_a_batch_index_outside_the_batch_on_every_device(device, bad_index):
+    from atss_core import _C
+
+    x = torch.randn(2, 3, 8, 8, device=device)
+    rois = torch.tensor([[bad_index, 1, 1, 5, 5]], device=device)
+    with pytest.raises(ValueError, match="ROIPool: rois\\[:, 0\\] \\(batch index\\) must lie in \\[0, 1\\]"):
+        roi_pool(x, rois, 2, 1.0)
+    argmax = torch.zeros(1, 3, 2, 2, dtype=torch.int32, device=device)
+    with pytest.raises(ValueError, match="ROIPool backward: rois\\[:, 0\\] \\(batch index\\)"):
+        _C.roi_pool_backward(torch.ones(1, 3, 2, 2, device=device), argmax, rois, 2, 3, 8, 8)
 
 
 def test_roi_pool_rejects_bad_arguments():

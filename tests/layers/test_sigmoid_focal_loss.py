@@ -126,3 +126,13 @@ def test_focal_loss_float32_is_accurate_over_the_logit_range(device):
     ours.sum().backward()
     torch.testing.assert_close(ours.double().cpu(), ref.detach().cpu(), rtol=2e-6, atol=1e-7)
     torch.testing.assert_close(ours_in.grad.double().cpu(), ref_in.grad.cpu(), rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device; the CUDA variant runs where a GPU exists")
+@pytest.mark.parametrize("gamma", [2.0, 1.5])
+def test_cuda_and_cpu_focal_loss_agree_to_a_few_ulp(gamma):
+    """Both kernels specialise gamma == 2 (a square, not pow) and share the element function."""
+    logits, targets = make_case(4000, 80, torch.float32, seed=7, scale=6.0)
+    cpu = sigmoid_focal_loss(logits, targets, gamma, 0.25, reduction="none")
+    gpu = sigmoid_focal_loss(logits.cuda(), targets.cuda(), gamma, 0.25, reduction="none").cpu()
+    torch.testing.assert_close(gpu, cpu, rtol=4 * torch.finfo(torch.float32).eps, atol=1e-12)

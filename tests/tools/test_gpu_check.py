@@ -1,0 +1,56 @@
+"""`make gpu-check` on a machine without a GPU stops at once with a message; its CPU half
+(the quickstart training whose losses a GPU run is compared with) is deterministic."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import gpu_check  # noqa: E402
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: make gpu-check runs for real")
+def test_without_a_gpu_it_fails_at_once_with_a_message():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gpu_check.py")], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1
+    assert "gpu-check needs a CUDA GPU, and torch.cuda.is_available() is False" in result.stderr
+
+
+def test_loss_comparison_reports_the_largest_relative_difference():
+    reference = [{"loss_cls": 1.0, "loss_reg": 2.0, "loss_centerness": 0.5}] * 3
+    close = [{"loss_cls": 1.0005, "loss_reg": 2.0, "loss_centerness": 0.5}] * 3
+    far = [{"loss_cls": 1.0, "loss_reg": 2.0, "loss_centerness": 0.6}] * 3
+    worst, ok = gpu_check.compare_losses(reference, close, rtol=1e-3)
+    assert ok and worst == pytest.approx(5e-4)
+    worst, ok = gpu_check.compare_losses(reference, far, rtol=1e-3)
+    assert not ok and worst == pytest.approx(0.2)
+
+
+def test_the_cpu_reference_training_is_repeatable(tmp_path):
+    first = gpu_check.training_losses("cpu", "float32", 3, str(tmp_path / "a"))
+    second = gpu_check.training_losses("cpu", "float32", 3, str(tmp_path / "b"))
+    assert len(first) == 3
+    worst, ok = gpu_check.compare_losses(first, second, rtol=0.0)
+    assert ok and worst == 0.0
+    third = gpu_check.training_losses("cpu", "float32", 3, str(tmp_path / "c"), seed=1)
+    assert gpu_check.compare_losses(first, third, rtol=1e-6)[0] > 0  # the seed decides the batches and the init
+
+
+def test_cuda_home_is_found_through_an_nvcc_wrapper(tmp_path, monkeypatch):
+    real = tmp_path / "cuda-13.0" / "bin"
+    real.mkdir(parents=True)
+    (real / "nvcc").write_text("")
+    wrapper_dir = tmp_path / "wrappers"
+    wrapper_dir.mkdir()
+    (wrapper_dir / "nvcc").write_text('#!/bin/sh\nexec "{}" "$@"\n'.format(real / "nvcc"))
+    (wrapper_dir / "nvcc").chmod(0o755)
+    monkeypatch.delenv("CUDA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(wrapper_dir))
+    assert gpu_check.cuda_home() == str(tmp_path / "cuda-13.0")
+    monkeypatch.setenv("CUDA_HOME", "/opt/cuda")
+    assert gpu_check.cuda_home() == "/opt/cuda"
