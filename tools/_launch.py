@@ -97,8 +97,10 @@ def setup(args, name):
             raise SystemExit(str(error)) from None
         logger.info("test-time augmentation: %d runs per image (min size, max size, flip, size range): %s",
                     len(runs), runs)
+    from atss_core.data.datasets.evaluation.coco_eval import check_backend
     from atss_core.engine.precision import check_dtype
 
+    check_backend(cfg.TEST.COCO_EVAL_BACKEND)
     try:
         check_dtype(cfg)
     except ValueError as error:
@@ -121,6 +123,7 @@ def run_test(cfg, model, distributed, logger):
             if cfg.OUTPUT_DIR else None
         reports[name] = inference(model, loader, name, torch.device(cfg.MODEL.DEVICE), output_folder=folder,
                                   logger=logger, use_amp=check_dtype(cfg),
-                                  bbox_aug_cfg=cfg if cfg.TEST.BBOX_AUG.ENABLED else None)
+                                  bbox_aug_cfg=cfg if cfg.TEST.BBOX_AUG.ENABLED else None,
+                                  coco_backend=cfg.TEST.COCO_EVAL_BACKEND)
         synchronize()
     return reports

@@ -147,6 +147,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ops", action="store_true", help="benchmark the compiled ops")
     parser.add_argument("--model", action="store_true", help="benchmark the detector (CPU)")
+    parser.add_argument("--coco-eval", action="store_true",
+                        help="pycocotools against faster-coco-eval on a generated detection set")
+    parser.add_argument("--coco-eval-images", type=int, default=5000, help="--coco-eval: images (100 detections each)")
     parser.add_argument("--sizes", nargs="*", default=["800x1216"], help="--model: inference sizes HxW")
     parser.add_argument("--train-size", default="800x1216", help="--model: training step size HxW")
     parser.add_argument("--skip-training", action="store_true", help="--model: leave out the training step")
@@ -159,8 +162,10 @@ def main(argv=None):
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--filter", default="", help="only run cases whose name contains this text")
     args = parser.parse_args(argv)
-    if not (args.ops or args.model):
-        parser.error("choose a suite: --ops or --model")
+    if not (args.ops or args.model or args.coco_eval):
+        parser.error("choose a suite: --ops, --model or --coco-eval")
+    if args.coco_eval:
+        return coco_eval_main(args)
     if args.model:
         return model_main(args)
     args.repeats = args.repeats or 7
@@ -198,6 +203,20 @@ def main(argv=None):
 def parse_size(text):
     height, width = text.lower().split("x")
     return int(height), int(width)
+
+
+def coco_eval_main(args):
+    import benchmark_coco_eval
+
+    result = benchmark_coco_eval.coco_eval_case(args.coco_eval_images)
+    print("{}: pycocotools {:.1f} s, faster-coco-eval {:.1f} s ({:.1f}x faster), the same 12 numbers".format(
+        result["case"], result["seconds"]["pycocotools"], result["seconds"]["faster-coco-eval"], result["speedup"]))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+        print("wrote", args.json)
+    return result
 
 
 def model_main(args):

@@ -315,3 +315,5 @@ _C.SEED = -1
 # test_net.py and the demo predictor fold the frozen norms into the convolutions (and use
 # channels_last on the CPU) before evaluating: outputs change by float rounding only
 _C.TEST.OPTIMIZE_FOR_INFERENCE = True
+# COCO metrics: "pycocotools" (the official evaluator) or "faster-coco-eval" (same numbers, faster)
+_C.TEST.COCO_EVAL_BACKEND = "pycocotools"

@@ -54,10 +54,10 @@ def accumulate_predictions(predictions_per_process, logger):
 
 
 def inference(model, data_loader, dataset_name, device, output_folder=None, logger=None, use_amp=False,
-              bbox_aug_cfg=None):
+              bbox_aug_cfg=None, coco_backend="pycocotools"):
     """Returns the evaluation report on the main process (None elsewhere); writes
     predictions.pth, bbox.json and the metrics to ``output_folder``. ``bbox_aug_cfg``: see
-    :func:`compute_on_dataset`."""
+    :func:`compute_on_dataset`; ``coco_backend``: TEST.COCO_EVAL_BACKEND."""
     logger = logger or logging.getLogger("atss_core.inference")
     dataset = data_loader.dataset
     logger.info("evaluating on %s (%d images)", dataset_name, len(dataset))
@@ -78,7 +78,7 @@ def inference(model, data_loader, dataset_name, device, output_folder=None, logg
         os.makedirs(output_folder, exist_ok=True)
         torch.save(predictions, os.path.join(output_folder, "predictions.pth"))
     start = time.time()
-    report = evaluate(dataset, predictions, output_folder, logger=logger)
+    report = evaluate(dataset, predictions, output_folder, logger=logger, coco_backend=coco_backend)
     timings.update(evaluation=time.time() - start, total_inference=elapsed, images=len(dataset))
     logger.info("evaluation: %.1f s", timings["evaluation"])
     report["timing"] = timings

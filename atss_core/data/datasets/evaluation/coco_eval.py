@@ -1,4 +1,6 @@
-"""COCO box evaluation with pycocotools: AP, AP50, AP75, APs, APm, APl and a per-class AP table."""
+"""COCO box evaluation: AP, AP50, AP75, APs, APm, APl and a per-class AP table, computed by
+pycocotools (the default, as the official code) or by faster-coco-eval (TEST.COCO_EVAL_BACKEND:
+the same numbers, several times faster on large detection sets)."""
 import contextlib
 import io
 import json
@@ -8,6 +10,25 @@ import os
 import numpy as np
 
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+BACKENDS = ("pycocotools", "faster-coco-eval")
+
+
+def check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError("TEST.COCO_EVAL_BACKEND must be one of {}, got {!r}".format(", ".join(BACKENDS), backend))
+
+
+def coco_evaluator(backend, coco_gt, results):
+    """A COCOeval-like object (evaluate / accumulate / summarize / stats / eval) on the boxes."""
+    if backend == "pycocotools":
+        from pycocotools.cocoeval import COCOeval
+
+        return COCOeval(coco_gt, coco_gt.loadRes(results), "bbox")
+    check_backend(backend)
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    gt = COCO(coco_gt.dataset)
+    return COCOeval_faster(gt, gt.loadRes(results), "bbox")
 
 
 def prepare_for_coco_detection(predictions, dataset):
@@ -39,11 +60,10 @@ def per_class_ap(coco_eval):
     return table
 
 
-def do_coco_evaluation(dataset, predictions, output_folder, logger=None):
+def do_coco_evaluation(dataset, predictions, output_folder, logger=None, backend="pycocotools"):
     """Writes bbox.json and coco_metrics.json to ``output_folder`` (when given) and returns
     {"bbox": {metric: value}, "per_class": {name: AP}}."""
-    from pycocotools.cocoeval import COCOeval
-
+    check_backend(backend)
     logger = logger or logging.getLogger("atss_core.inference")
     results = prepare_for_coco_detection(predictions, dataset)
     if output_folder:
@@ -57,13 +77,12 @@ def do_coco_evaluation(dataset, predictions, output_folder, logger=None):
     else:
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
-            coco_dt = dataset.coco.loadRes(results)
-            coco_eval = COCOeval(dataset.coco, coco_dt, "bbox")
+            coco_eval = coco_evaluator(backend, dataset.coco, results)
             coco_eval.params.imgIds = sorted(dataset.ids)
             coco_eval.evaluate()
             coco_eval.accumulate()
             coco_eval.summarize()
-        logger.info("COCO bbox evaluation:\n%s", stdout.getvalue().rstrip())
+        logger.info("COCO bbox evaluation (%s):\n%s", backend, stdout.getvalue().rstrip())
         metrics = {name: float(v) for name, v in zip(METRICS, coco_eval.stats[:6])}
         table = per_class_ap(coco_eval)
         logger.info("per-class AP:\n%s", "\n".join("  {:<24} {:.4f}".format(k, v) for k, v in table.items()))
