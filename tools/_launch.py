@@ -108,8 +108,9 @@ def setup(args, name):
     return cfg, distributed, logger
 
 
-def run_test(cfg, model, distributed, logger):
-    """Evaluates ``model`` on every DATASETS.TEST entry; returns {dataset name: report}."""
+def run_test(cfg, model, distributed, logger, tracker=None, iteration=0):
+    """Evaluates ``model`` on every DATASETS.TEST entry; returns {dataset name: report}.
+    ``tracker`` (TensorBoard) receives each report at step ``iteration``."""
     from atss_core.data.build import make_data_loader
     from atss_core.engine.inference import inference
     from atss_core.engine.precision import check_dtype
@@ -124,6 +125,6 @@ def run_test(cfg, model, distributed, logger):
         reports[name] = inference(model, loader, name, torch.device(cfg.MODEL.DEVICE), output_folder=folder,
                                   logger=logger, use_amp=check_dtype(cfg),
                                   bbox_aug_cfg=cfg if cfg.TEST.BBOX_AUG.ENABLED else None,
-                                  coco_backend=cfg.TEST.COCO_EVAL_BACKEND)
+                                  coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tracker=tracker, iteration=iteration)
         synchronize()
     return reports

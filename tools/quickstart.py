@@ -24,6 +24,7 @@ from atss_core.data.synthetic import make_synthetic_dataset  # noqa: E402
 from atss_core.engine.inference import inference  # noqa: E402
 from atss_core.utils.cli import run_cli  # noqa: E402
 from atss_core.utils.logger import setup_logger  # noqa: E402
+from atss_core.utils.tensorboard import make_tracker  # noqa: E402
 from train_net import train  # noqa: E402  (tools/ is on sys.path when this script runs)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,15 +91,18 @@ def main():
     if os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")) and os.path.isfile(history_path):
         with open(history_path) as f:
             history = json.load(f)  # a resumed run continues its curves
+    tracker = make_tracker(cfg)
     model = train(cfg, local_rank=0, distributed=False, logger=logger, log_period=100, progress=True,
-                  history=history)
+                  history=history, tracker=tracker)
     with open(history_path, "w") as f:
         json.dump(history, f)
     train_time = time.time() - start
 
     (loader,) = make_data_loader(cfg, is_train=False)
     report = inference(model, loader, cfg.DATASETS.TEST[0], torch.device(cfg.MODEL.DEVICE),
-                       output_folder=os.path.join(cfg.OUTPUT_DIR, "inference"), logger=logger)
+                       output_folder=os.path.join(cfg.OUTPUT_DIR, "inference"), logger=logger, tracker=tracker,
+                       iteration=cfg.SOLVER.MAX_ITER)
+    tracker.close()
     metrics = dict(report, train_seconds=round(train_time, 1), iterations=cfg.SOLVER.MAX_ITER)
     with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)

@@ -14,6 +14,7 @@ from atss_core.modeling.detector import build_detection_model
 from atss_core.modeling.fusion import optimize_for_inference
 from atss_core.utils.checkpoint import Checkpointer
 from atss_core.utils.cli import run_cli
+from atss_core.utils.tensorboard import make_tracker
 
 
 def main():
@@ -30,7 +31,11 @@ def main():
         raise SystemExit("no weights to evaluate: set MODEL.WEIGHT or point OUTPUT_DIR at a training run")
     if cfg.TEST.OPTIMIZE_FOR_INFERENCE:
         optimize_for_inference(model, channels_last=torch.device(cfg.MODEL.DEVICE).type == "cpu")
-    run_test(cfg, model, distributed, logger)
+    tracker = make_tracker(cfg)
+    try:
+        run_test(cfg, model, distributed, logger, tracker=tracker)
+    finally:
+        tracker.close()
 
 
 if __name__ == "__main__":

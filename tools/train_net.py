@@ -21,11 +21,12 @@ from atss_core.utils.checkpoint import Checkpointer
 from atss_core.utils.cli import run_cli
 from atss_core.utils.comm import get_rank
 from atss_core.utils.seed import resolve_seed, seed_everything
+from atss_core.utils.tensorboard import make_tracker
 
 
-def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, history=None):
+def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, history=None, tracker=None):
     """Builds the model, resumes or loads MODEL.WEIGHT, and trains to SOLVER.MAX_ITER
-    (``progress``/``history``: see do_train). Returns the model (DDP-wrapped when distributed).
+    (``progress``/``history``/``tracker``: see do_train). Returns the model (DDP-wrapped when distributed).
     The run's seed (SEED, or the random one it drew) is saved in its checkpoints and a resumed
     run continues with it."""
     seed = resolve_seed(cfg.SEED)
@@ -52,16 +53,20 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
     data_loader = make_data_loader(cfg, is_train=True, start_iter=arguments["iteration"], seed=arguments["seed"])
     do_train(model, data_loader, optimizer, scheduler, checkpointer, device, cfg.SOLVER.CHECKPOINT_PERIOD,
              arguments, log_period=log_period, logger=logger, use_amp=check_dtype(cfg), progress=progress,
-             history=history)
+             history=history, tracker=tracker)
     return model
 
 
 def main():
     args = parse_args("ATSS training", training=True)
     cfg, distributed, logger = setup(args, "train_net")
-    model = train(cfg, args.local_rank, distributed, logger)
-    if not args.skip_test:
-        run_test(cfg, model, distributed, logger)
+    tracker = make_tracker(cfg)
+    try:
+        model = train(cfg, args.local_rank, distributed, logger, tracker=tracker)
+        if not args.skip_test:
+            run_test(cfg, model, distributed, logger, tracker=tracker, iteration=cfg.SOLVER.MAX_ITER)
+    finally:
+        tracker.close()
 
 
 if __name__ == "__main__":

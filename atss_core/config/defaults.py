@@ -312,6 +312,10 @@ _C.MODEL.TRUST_WEIGHT_FILE = False
 # seeds Python, NumPy and torch in every process and data-loader worker, the data order and
 # every sample's random transforms; negative: a random seed (logged, and kept on resume)
 _C.SEED = -1
+# TensorBoard event files in OUTPUT_DIR: training scalars, evaluation metrics and pictures
+_C.TENSORBOARD = CN()
+_C.TENSORBOARD.ENABLED = True
+_C.TENSORBOARD.NUM_IMAGES = 4  # validation images drawn with their detections after each evaluation
 # test_net.py and the demo predictor fold the frozen norms into the convolutions (and use
 # channels_last on the CPU) before evaluating: outputs change by float rounding only
 _C.TEST.OPTIMIZE_FOR_INFERENCE = True

@@ -54,10 +54,11 @@ def accumulate_predictions(predictions_per_process, logger):
 
 
 def inference(model, data_loader, dataset_name, device, output_folder=None, logger=None, use_amp=False,
-              bbox_aug_cfg=None, coco_backend="pycocotools"):
+              bbox_aug_cfg=None, coco_backend="pycocotools", tracker=None, iteration=0):
     """Returns the evaluation report on the main process (None elsewhere); writes
     predictions.pth, bbox.json and the metrics to ``output_folder``. ``bbox_aug_cfg``: see
-    :func:`compute_on_dataset`; ``coco_backend``: TEST.COCO_EVAL_BACKEND."""
+    :func:`compute_on_dataset`; ``coco_backend``: TEST.COCO_EVAL_BACKEND; ``tracker``
+    (TensorBoard) receives the report and the first predictions at step ``iteration``."""
     logger = logger or logging.getLogger("atss_core.inference")
     dataset = data_loader.dataset
     logger.info("evaluating on %s (%d images)", dataset_name, len(dataset))
@@ -82,4 +83,6 @@ def inference(model, data_loader, dataset_name, device, output_folder=None, logg
     timings.update(evaluation=time.time() - start, total_inference=elapsed, images=len(dataset))
     logger.info("evaluation: %.1f s", timings["evaluation"])
     report["timing"] = timings
+    if tracker is not None:
+        tracker.log_evaluation(dataset_name, report, iteration, dataset, predictions)
     return report

@@ -53,12 +53,13 @@ def save_checked(checkpointer, model, name, arguments):
 
 
 def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, checkpoint_period, arguments,
-             log_period=20, logger=None, use_amp=False, progress=False, history=None):
+             log_period=20, logger=None, use_amp=False, progress=False, history=None, tracker=None):
     """Runs iterations arguments["iteration"] + 1 .. len(data_loader) + start; losses are
     reduced over processes for logging; a checkpoint every ``checkpoint_period`` iterations
     and model_final at the end. ``use_amp``: float16 autocast with gradient scaling (CUDA).
     ``progress``: a live tqdm bar (main process); ``history``: a list that receives
-    {"iteration", "lr", "time", "data", <losses>} per iteration (for training curves)."""
+    {"iteration", "lr", "time", "data", <losses>} per iteration (for training curves);
+    ``tracker``: receives the same and the total loss and peak memory (TensorBoard)."""
     logger = logger or logging.getLogger("atss_core.trainer")
     meters = MetricLogger(delimiter="  ")
     start_iter = arguments["iteration"]
@@ -100,6 +101,10 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
             if history is not None:
                 history.append(dict({k: float(v) for k, v in reduced.items()}, iteration=iteration, lr=lr,
                                     time=batch_time, data=data_time))
+            if tracker is not None:
+                tracker.log_training(iteration, dict({k: float(v) for k, v in reduced.items()},
+                                                     loss=float(sum(reduced.values())), lr=lr, time=batch_time,
+                                                     data=data_time, memory_mb=peak_memory_mb(device)))
             bar.update(1)
             bar.set_postfix(loss="{:.3f}".format(meters.loss.median), lr="{:.5f}".format(lr))
             if iteration % log_period == 0 or iteration == max_iter or iteration == start_iter + 1:

@@ -81,12 +81,15 @@ class COCODataset(torch.utils.data.Dataset):
     def num_categories(self):
         return len(self.json_category_id_to_contiguous_id)
 
+    def image_path(self, index):
+        return os.path.join(self.root, self.get_img_info(index)["file_name"])
+
     def __getitem__(self, index):
         return self._unreadable.load(len(self), index, self._load_item)
 
     def _load_item(self, index):
         info = self.get_img_info(index)
-        image = read_image_bgr(os.path.join(self.root, info["file_name"]))
+        image = read_image_bgr(self.image_path(index))
         if (image.shape[1], image.shape[0]) != (info["width"], info["height"]):
             raise ValueError("{}: the annotation says {}x{} but the image is {}x{}".format(
                 info["file_name"], info["width"], info["height"], image.shape[1], image.shape[0]))

@@ -55,6 +55,9 @@ class PascalVOCDataset(torch.utils.data.Dataset):
     def _image_path(self, image_id):
         return os.path.join(self.root, "JPEGImages", image_id + ".jpg")
 
+    def image_path(self, index):
+        return self._image_path(self.ids[index])
+
     @property
     def num_categories(self):
         return len(self.classes) - 1  # "__background__" is not a category
