@@ -5,7 +5,8 @@
         --weights output/quickstart/model_final.pth --input path/to/images --output output/demo [--json]
 
 Class names come from --class-names (comma separated, background first is added for you)
-or default to "class k". --confidence-threshold applies to every class.
+or default to "class k". --confidence-threshold applies to every class. --onnx FILE runs a
+model exported by tools/export_onnx.py (with the same config) in onnxruntime instead.
 """
 import argparse
 import glob
@@ -29,6 +30,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", required=True)
     parser.add_argument("--weights", default="", help="checkpoint (default: MODEL.WEIGHT of the config)")
+    parser.add_argument("--onnx", default="", help="run this tools/export_onnx.py file with onnxruntime instead")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, help="folder for the annotated images")
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
@@ -58,8 +60,13 @@ def main(argv=None):
     names = None
     if args.class_names:
         names = ["__background__"] + [n.strip() for n in args.class_names.split(",")]
-    demo = ATSSDemo(cfg, weights=args.weights or None, confidence_threshold=args.confidence_threshold,
-                    class_names=names)
+    if args.onnx:
+        from onnx_predictor import ONNXDemo
+
+        demo = ONNXDemo(cfg, args.onnx, confidence_threshold=args.confidence_threshold, class_names=names)
+    else:
+        demo = ATSSDemo(cfg, weights=args.weights or None, confidence_threshold=args.confidence_threshold,
+                        class_names=names)
     os.makedirs(args.output, exist_ok=True)
     records = {}
     for path in list_images(args.input):

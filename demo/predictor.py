@@ -60,6 +60,10 @@ class ATSSDemo:
         Checkpointer(self.cfg, self.model).load(weights, use_latest=False, strict=True)
         if self.cfg.TEST.OPTIMIZE_FOR_INFERENCE:
             optimize_for_inference(self.model, channels_last=self.device.type == "cpu")
+        self._set_up_labels(confidence_threshold, class_names, default_threshold)
+
+    def _set_up_labels(self, confidence_threshold, class_names, default_threshold):
+        """Transforms, class names and per-class thresholds (shared with the ONNX predictor)."""
         self.transforms = build_transforms(self.cfg, is_train=False)
         num_classes = self.cfg.MODEL.ATSS.NUM_CLASSES
         self.class_names = list(class_names) if class_names else default_class_names(num_classes)
@@ -83,11 +87,15 @@ class ATSSDemo:
             raise ValueError("expected an HxWx3 BGR image array, got {}".format(
                 getattr(image, "shape", type(image).__name__)))
         tensor, _ = self.transforms(image, None)
-        images = to_image_list([tensor], self.cfg.DATALOADER.SIZE_DIVISIBILITY).to(self.device)
-        with torch.no_grad():
-            prediction = self.model(images)[0].to(torch.device("cpu"))
+        images = to_image_list([tensor], self.cfg.DATALOADER.SIZE_DIVISIBILITY)
+        prediction = self.detect(images)
         height, width = image.shape[:2]
         return prediction.resize((width, height))
+
+    def detect(self, images):
+        """The model's detections (a BoxList on the CPU) for a one-image ImageList."""
+        with torch.no_grad():
+            return self.model(images.to(self.device))[0].to(torch.device("cpu"))
 
     def select_top_predictions(self, predictions):
         """Detections above their class threshold, by decreasing score."""

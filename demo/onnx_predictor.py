@@ -1,0 +1,37 @@
+"""ONNXDemo: the exported detector (tools/export_onnx.py) run by onnxruntime, with the same
+pre-processing, thresholds and drawings as ATSSDemo."""
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from atss_core.structures.bounding_box import BoxList  # noqa: E402
+from predictor import ATSSDemo  # noqa: E402
+
+
+class ONNXDemo(ATSSDemo):
+    """``onnx_path``: a file written by tools/export_onnx.py with the same config ``cfg``."""
+
+    def __init__(self, cfg, onnx_path, confidence_threshold=0.5, class_names=None, default_threshold=0.5):
+        import onnxruntime
+
+        if not os.path.isfile(onnx_path):
+            raise FileNotFoundError("ONNX model not found: {}".format(onnx_path))
+        self.cfg = cfg.clone()
+        self.device = torch.device("cpu")
+        self.session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+        self._set_up_labels(confidence_threshold, class_names, default_threshold)
+
+    def detect(self, images):
+        boxes, scores, labels, counts = self.session.run(None, {"images": images.tensors.numpy()})
+        count = int(counts[0])
+        height, width = images.image_sizes[0]
+        prediction = BoxList(torch.from_numpy(boxes[0, :count]), (width, height), mode="xyxy")
+        # the graph clips to the padded input; the image itself may be smaller
+        prediction = prediction.clip_to_image(remove_empty=False)
+        prediction.add_field("scores", torch.from_numpy(scores[0, :count]))
+        prediction.add_field("labels", torch.from_numpy(labels[0, :count]))
+        return prediction
