@@ -328,6 +328,44 @@ def evaluation_case():
             "evaluation": timing, "images_per_second": timing["images"] / total}
 
 
+def onnx_case(height, width, warmup, repeats):
+    """onnxruntime (CPU) running tools/export_onnx.py's graph against the eager model as
+    test_net.py runs it (optimized), same input; the agreement of their detections is checked."""
+    import tempfile
+
+    import onnxruntime
+
+    import export_onnx
+    from atss_core.modeling.fusion import optimize_for_inference
+
+    # INFERENCE_TH 0: random weights then give the full set of detections a trained model gives
+    cfg, atss = build_atss(["MODEL.ATSS.INFERENCE_TH", 0.0])
+    atss.eval()
+    images = atss_inputs(random_images(1, height, width), cfg).tensors
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "atss.onnx")
+        start = time.perf_counter()
+        export_onnx.export(atss, cfg, path, height, width)
+        export_seconds = time.perf_counter() - start
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    fraction, eager_count, onnx_count = export_onnx.agreement(export_onnx.eager_detections(atss, images)[0],
+                                                              export_onnx.onnx_detections(session, images)[0])
+    optimize_for_inference(atss)
+    feed = {"images": images.numpy()}
+
+    def eager():
+        with torch.inference_mode():
+            export_onnx.eager_detections(atss, images)
+
+    seconds = interleaved_medians({"atss_core_optimized": eager, "onnxruntime": lambda: session.run(None, feed)},
+                                  warmup, repeats)
+    return {"case": "onnxruntime vs eager {}x{}".format(height, width), "seconds": seconds,
+            "onnx": {"export_seconds": export_seconds, "matched": fraction, "eager_detections": eager_count,
+                     "onnx_detections": onnx_count}}
+
+
 def quickstart_training_case(iterations=60, skip=5):
     """The quickstart's training (configs/quickstart/atss_R_18_synthetic.yaml, its data loader
     and worker) for ``iterations`` iterations on a temporary copy of the synthetic data: data
@@ -370,6 +408,7 @@ def run_model_suite(sizes, warmup, repeats, train_size, skip_training=False, eva
         results.append(training_case(train_size[0], train_size[1], 1, max(repeats // 2, 1)))
     results.append(assignment_case(warmup, repeats))
     results.append(postprocessing_case(warmup, repeats))
+    results.append(onnx_case(sizes[0][0], sizes[0][1], warmup, repeats))
     if evaluation:
         results.append(evaluation_case())
         results.append(quickstart_training_case())
@@ -394,6 +433,13 @@ def format_table(results):
             t = r["evaluation"]
             lines.append("{:<42} {:.2f} images/s: data {:.1f} s, model {:.1f} s, COCO evaluation {:.1f} s".format(
                 r["case"], r["images_per_second"], t["data"], t["model"], t["evaluation"]))
+            continue
+        if "onnx" in r:
+            o, sec = r["onnx"], r["seconds"]
+            lines.append("{:<42} eager (optimized) {:.2f} s, onnxruntime {:.2f} s ({:.2f}x); {:.0%} of {} detections "
+                         "matched; export {:.0f} s".format(r["case"], sec["atss_core_optimized"], sec["onnxruntime"],
+                                                          sec["onnxruntime"] / sec["atss_core_optimized"],
+                                                          o["matched"], o["eager_detections"], o["export_seconds"]))
             continue
         if "quickstart" in r:
             q = r["quickstart"]
@@ -439,6 +485,13 @@ def render_markdown(report):
             lines.append("| {} | {:.2f} images/s | | | | | | data loading {:.1f} s, model {:.1f} s, COCO "
                          "evaluation {:.1f} s |".format(r["case"], r["images_per_second"], t["data"], t["model"],
                                                          t["evaluation"]))
+            continue
+        if "onnx" in r:
+            o, sec = r["onnx"], r["seconds"]
+            lines.append("| {} | | {:.2f} s | | | | | onnxruntime {:.2f} s = {:.2f}x the optimized eager model; {:.0%} "
+                         "of its {} detections matched (label, score within 1e-3, IoU >= 0.99) |".format(
+                             r["case"], sec["atss_core_optimized"], sec["onnxruntime"],
+                             sec["onnxruntime"] / sec["atss_core_optimized"], o["matched"], o["eager_detections"]))
             continue
         if "quickstart" in r:
             q = r["quickstart"]
