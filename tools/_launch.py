@@ -30,9 +30,9 @@ def parse_args(description, training):
     return parser.parse_args()
 
 
-def check_batch_sizes(cfg, world_size, training):
+def check_batch_sizes(cfg, world_size, training, evaluating=True):
     """Batch sizes are global: each process takes an equal share (checked before any work)."""
-    keys = (["SOLVER.IMS_PER_BATCH"] if training else []) + ["TEST.IMS_PER_BATCH"]
+    keys = (["SOLVER.IMS_PER_BATCH"] if training else []) + (["TEST.IMS_PER_BATCH"] if evaluating else [])
     for key in keys:
         value = cfg.SOLVER.IMS_PER_BATCH if key.startswith("SOLVER") else cfg.TEST.IMS_PER_BATCH
         if value <= 0 or value % world_size:
@@ -62,7 +62,8 @@ def setup(args, name):
     cfg.freeze()
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     distributed = world_size > 1
-    check_batch_sizes(cfg, world_size, training=name == "train_net")
+    check_batch_sizes(cfg, world_size, training=name == "train_net",
+                      evaluating=not getattr(args, "skip_test", False))
     check_output_dir(cfg.OUTPUT_DIR)
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("MODEL.DEVICE is {!r} but no CUDA device is available: add `MODEL.DEVICE cpu` to the "

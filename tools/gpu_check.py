@@ -254,8 +254,8 @@ def main(argv=None):
         start = time.time()
         try:
             detail, ok = step(), True
-        except (CheckFailed, subprocess.CalledProcessError, AssertionError, RuntimeError) as error:
-            detail, ok = str(error), False
+        except Exception as error:  # noqa: BLE001 -- every failure goes into the summary
+            detail, ok = "{}: {}".format(type(error).__name__, error), False
         summary["steps"].append({"step": name, "ok": ok, "seconds": round(time.time() - start, 1), "detail": detail})
         print("[{}] {}: {}".format("ok" if ok else "FAILED", name, detail), flush=True)
     print("\ngpu-check on {} (torch {}, CUDA {})".format(summary["device"], summary["torch"], summary["cuda"]))

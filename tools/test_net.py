@@ -4,7 +4,8 @@
     python tools/test_net.py --config-file configs/atss/atss_R_50_FPN_1x.yaml MODEL.WEIGHT model.pth
     torchrun --nproc_per_node=8 tools/test_net.py --config-file ... MODEL.WEIGHT model.pth
 
-Weights: MODEL.WEIGHT when given, else OUTPUT_DIR/last_checkpoint.
+Weights: MODEL.WEIGHT when it names a checkpoint; OUTPUT_DIR/last_checkpoint when MODEL.WEIGHT
+is empty or the configs' ImageNet backbone weights (catalog://..., .pkl).
 """
 import torch
 
@@ -23,10 +24,16 @@ def main():
     model = build_detection_model(cfg)
     model.to(torch.device(cfg.MODEL.DEVICE))
     checkpointer = Checkpointer(cfg, model, save_dir=cfg.OUTPUT_DIR, logger=logger)
-    if cfg.MODEL.WEIGHT:
+    # MODEL.WEIGHT names the weights to evaluate, unless it is the configs' ImageNet backbone
+    # (catalog:// or a Detectron .pkl): then the training run in OUTPUT_DIR is evaluated
+    backbone_only = cfg.MODEL.WEIGHT.startswith("catalog://") or cfg.MODEL.WEIGHT.endswith(".pkl")
+    if cfg.MODEL.WEIGHT and not backbone_only:
         checkpointer.load(cfg.MODEL.WEIGHT, use_latest=False, strict=True)
     elif checkpointer.has_checkpoint():
         checkpointer.load()
+    elif backbone_only:
+        raise ValueError("MODEL.WEIGHT {} holds ImageNet backbone weights only, not a detector: set MODEL.WEIGHT to "
+                         "a trained checkpoint (.pth) or OUTPUT_DIR to a training run".format(cfg.MODEL.WEIGHT))
     else:
         raise SystemExit("no weights to evaluate: set MODEL.WEIGHT or point OUTPUT_DIR at a training run")
     if cfg.TEST.OPTIMIZE_FOR_INFERENCE:

@@ -39,7 +39,8 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
     checkpointer = Checkpointer(cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR, save_to_disk=get_rank() == 0,
                                 logger=logger)
     arguments = {"iteration": 0, "seed": seed}
-    arguments.update({k: v for k, v in checkpointer.load(cfg.MODEL.WEIGHT).items() if k in arguments})
+    arguments.update({k: v for k, v in checkpointer.load(cfg.MODEL.WEIGHT).items()
+                      if k in ("iteration", "seed", "grad_scaler")})
     if arguments["seed"] != seed:
         logger.info("resumed run: continuing with its seed %d (SEED is %d)", arguments["seed"], cfg.SEED)
     logger.info("seed %d", arguments["seed"])

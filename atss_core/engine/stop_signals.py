@@ -4,8 +4,12 @@ import logging
 import os
 import signal
 import threading
+import time
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# schedulers and launchers often deliver one stop twice (Slurm to every process and torchrun
+# forwarding it again): a repeat this soon after the first is the same request
+REPEAT_GRACE_SECONDS = 1.0
 
 
 class StopRequest:
@@ -20,8 +24,11 @@ class StopRequest:
 
     def _handle(self, signum, frame):
         if self.signum is not None:
-            os._exit(128 + signum)  # the second signal: no more saving
+            if time.monotonic() - self.received_at < REPEAT_GRACE_SECONDS:
+                return
+            os._exit(128 + signum)  # a second request: no more saving
         self.signum = signum
+        self.received_at = time.monotonic()
         self.logger.warning("received %s: saving a checkpoint after this iteration, then stopping (send it again "
                             "to stop at once)", signal.Signals(signum).name)
 
@@ -42,6 +49,8 @@ class StopRequest:
         return self.signum is not None
 
 
-def ignore_interrupt_in_worker():
-    """Data-loader workers leave Ctrl-C to the main process, which stops cleanly."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def ignore_stop_signals_in_worker():
+    """Data-loader workers leave Ctrl-C and SIGTERM (to the whole process group) to the main
+    process, which stops cleanly; they exit when it does."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)

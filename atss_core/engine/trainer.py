@@ -1,128 +1,71 @@
-"""The iteration-based training loop."""
-import datetime
+"""The iteration-based training loop. It only computes losses and steps the optimizer;
+checks, logging, tracking, stop signals and checkpoints are hooks (engine/hooks.py)."""
 import logging
-import resource
-import signal
 import time
 
 import torch
-from tqdm import tqdm
 
+from atss_core.engine.hooks import StopSignals, TrainState, default_hooks
 from atss_core.engine.precision import autocast_context, make_grad_scaler
-from atss_core.engine.stop_signals import StopRequest
-from atss_core.utils.comm import get_rank, get_world_size, reduce_dict
-from atss_core.utils.metric_logger import MetricLogger
-
-
-def peak_memory_mb(device):
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 1024.0 / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
+from atss_core.utils.comm import reduce_dict
 
 STOP_KEY = "_stop_requested"
 
 
-def check_losses_finite(losses, iteration, checkpointer):
-    """A NaN or inf loss stops training before it reaches the weights; the message names the
-    loss term and the checkpoint a new run would resume from."""
-    bad = [name for name, value in losses.items() if not torch.isfinite(value)]
-    if not bad:
-        return
-    values = ", ".join("{} {:.4g}".format(name, float(value)) for name, value in losses.items())
-    if checkpointer.has_checkpoint():
-        resume = "the last good checkpoint, {}, is kept and a new run resumes from it".format(
-            checkpointer.get_checkpoint_file())
-    else:
-        resume = "no checkpoint was written yet"
-    raise FloatingPointError("{} became non-finite at iteration {} ({}); training stopped: {}. Lower SOLVER.BASE_LR "
-                             "or lengthen SOLVER.WARMUP_ITERS, or check the boxes of that batch".format(
-                                 " and ".join(bad), iteration, values, resume))
-
-
-def save_checked(checkpointer, model, name, arguments):
-    """Saves only weights that are all finite: a NaN state never becomes the latest checkpoint."""
-    bad = [key for key, value in model.state_dict().items()
-           if value.is_floating_point() and not torch.isfinite(value).all()]
-    if bad:
-        raise FloatingPointError("weights became non-finite before iteration {} was saved ({}{}); {} was not "
-                                 "written and last_checkpoint still points at the last good one".format(
-                                     arguments["iteration"], ", ".join(bad[:5]), ", ..." if len(bad) > 5 else "",
-                                     name))
-    checkpointer.save(name, **arguments)
-
-
 def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, checkpoint_period, arguments,
-             log_period=20, logger=None, use_amp=False, progress=False, history=None, tracker=None):
-    """Runs iterations arguments["iteration"] + 1 .. len(data_loader) + start; losses are
-    reduced over processes for logging; a checkpoint every ``checkpoint_period`` iterations
-    and model_final at the end. ``use_amp``: float16 autocast with gradient scaling (CUDA).
-    ``progress``: a live tqdm bar (main process); ``history``: a list that receives
-    {"iteration", "lr", "time", "data", <losses>} per iteration (for training curves);
-    ``tracker``: receives the same and the total loss and peak memory (TensorBoard)."""
+             log_period=20, logger=None, use_amp=False, progress=False, history=None, tracker=None, hooks=None):
+    """Runs iterations arguments["iteration"] + 1 .. len(data_loader) + start with the
+    default hooks (engine/hooks.default_hooks: a checkpoint every ``checkpoint_period``
+    iterations and model_final at the end, the log every ``log_period`` iterations, a tqdm bar
+    with ``progress``, per-iteration records appended to ``history``, scalars to ``tracker``),
+    or with ``hooks`` when given. ``use_amp``: an amp setting (engine/precision.py). Returns the
+    log's meters."""
     logger = logger or logging.getLogger("atss_core.trainer")
-    meters = MetricLogger(delimiter="  ")
+    if hooks is None:
+        hooks = default_hooks(checkpointer, checkpoint_period, logger, log_period, progress, history, tracker)
+    stop_signals = next((h for h in hooks if isinstance(h, StopSignals)), None)
     start_iter = arguments["iteration"]
-    max_iter = start_iter + len(data_loader)
-    logger.info("start training at iteration %d of %d (%d process(es))", start_iter, max_iter, get_world_size())
+    state = TrainState(model, device, arguments, start_iter, start_iter + len(data_loader))
     model.train()
     scaler = make_grad_scaler(use_amp)
-    bar = tqdm(total=max_iter, initial=start_iter, desc="training", unit="it",
-               disable=not (progress and get_rank() == 0))
-    start_training_time = time.time()
-    end = time.time()
-    with StopRequest(logger) as stop:
+    if scaler.is_enabled() and arguments.get("grad_scaler"):
+        scaler.load_state_dict(arguments["grad_scaler"])  # a resumed float16 run keeps its loss scale
+    for hook in hooks:
+        hook.before_train(state)
+    try:
+        end = time.time()
         for iteration, (images, targets, _) in enumerate(data_loader, start_iter + 1):
-            data_time = time.time() - end
-            arguments["iteration"] = iteration
+            state.data_time = time.time() - end
+            state.iteration = arguments["iteration"] = iteration
             images = images.to(device)
             targets = [target.to(device) for target in targets]
             with autocast_context(use_amp):
                 loss_dict = model(images, targets)
             loss_dict = {k: v.float() for k, v in loss_dict.items()}
             losses = sum(loss_dict.values())
-            # reduced over processes (so every process stops at the same iteration), with the
-            # stop request of each process riding along
+            # averaged over processes, so that every process takes the same decisions; the stop
+            # request of each process rides along
+            requested = float(stop_signals is not None and stop_signals.requested)
             reduced = reduce_dict(dict({k: v.detach() for k, v in loss_dict.items()},
-                                       **{STOP_KEY: torch.tensor(float(stop.requested), device=losses.device)}))
-            stop_requested = float(reduced.pop(STOP_KEY)) > 0
-            check_losses_finite(reduced, iteration, checkpointer)
-            meters.update(loss=sum(reduced.values()), **reduced)
+                                       **{STOP_KEY: torch.tensor(requested, device=losses.device)}))
+            state.stop_requested = float(reduced.pop(STOP_KEY)) > 0
+            state.losses = reduced
+            for hook in hooks:
+                hook.after_loss(state)
             optimizer.zero_grad()
             scaler.scale(losses).backward()
-            lr = optimizer.param_groups[0]["lr"]  # the rate this iteration used
+            state.lr = optimizer.param_groups[0]["lr"]  # the rate this iteration used
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-
-            batch_time = time.time() - end
+            if scaler.is_enabled():
+                arguments["grad_scaler"] = scaler.state_dict()  # saved with the checkpoints
+            state.step_time = time.time() - end
             end = time.time()
-            meters.update(time=batch_time, data=data_time)
-            if history is not None:
-                history.append(dict({k: float(v) for k, v in reduced.items()}, iteration=iteration, lr=lr,
-                                    time=batch_time, data=data_time))
-            if tracker is not None:
-                tracker.log_training(iteration, dict({k: float(v) for k, v in reduced.items()},
-                                                     loss=float(sum(reduced.values())), lr=lr, time=batch_time,
-                                                     data=data_time, memory_mb=peak_memory_mb(device)))
-            bar.update(1)
-            bar.set_postfix(loss="{:.3f}".format(meters.loss.median), lr="{:.5f}".format(lr))
-            if iteration % log_period == 0 or iteration == max_iter or iteration == start_iter + 1:
-                eta = datetime.timedelta(seconds=int(meters.time.global_avg * (max_iter - iteration)))
-                logger.info("eta: %s  iter: %d/%d  %s  lr: %.6f  max mem: %.0f MB", eta, iteration, max_iter, meters,
-                            lr, peak_memory_mb(device))
-            if iteration == max_iter:
-                save_checked(checkpointer, model, "model_final", arguments)
-            elif (checkpoint_period > 0 and iteration % checkpoint_period == 0) or stop_requested:
-                save_checked(checkpointer, model, "model_{:07d}".format(iteration), arguments)
-            if stop_requested and iteration != max_iter:
-                bar.close()
-                signum = stop.signum or signal.SIGTERM  # another process received it
-                logger.warning("stopped at iteration %d of %d by %s; run the same command again to resume",
-                               iteration, max_iter, signal.Signals(signum).name)
-                raise SystemExit(128 + signum)
-    bar.close()
-    total = time.time() - start_training_time
-    done = max(arguments["iteration"] - start_iter, 1)
-    logger.info("total training time: %s (%.4f s / it)", datetime.timedelta(seconds=int(total)), total / done)
-    return meters
+            for hook in hooks:
+                hook.after_step(state)
+    finally:
+        for hook in hooks:
+            hook.after_train(state)
+    progress_hook = next((h for h in hooks if hasattr(h, "meters")), None)
+    return progress_hook.meters if progress_hook is not None else None

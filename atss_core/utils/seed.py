@@ -77,13 +77,13 @@ class SeededDataset(torch.utils.data.Dataset):
 
 
 def _seed_worker(seed, rank, worker_id):
-    from atss_core.engine.stop_signals import ignore_interrupt_in_worker
+    from atss_core.engine.stop_signals import ignore_stop_signals_in_worker
 
-    ignore_interrupt_in_worker()
+    ignore_stop_signals_in_worker()
     seed_everything(sample_seed(seed, 0, rank, worker_id))  # iteration 0: no batch has it
 
 
 def worker_seeder(seed, rank):
     """worker_init_fn of training loaders: each worker starts from its own seed and leaves
-    Ctrl-C to the main process (picklable)."""
+    Ctrl-C and SIGTERM to the main process (picklable)."""
     return functools.partial(_seed_worker, seed, rank)

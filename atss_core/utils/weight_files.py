@@ -51,11 +51,30 @@ class _Caffe2Unpickler(pickle.Unpickler):
         raise _refusal(self.path, "a reference to {}.{}".format(module, name))
 
 
+def _check_arrays(value, path):
+    """Arrays must be plain numbers: a dtype's pickled state could otherwise declare objects."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_arrays(item, path)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_arrays(item, path)
+    elif isinstance(value, (np.ndarray, np.generic)):
+        if value.dtype.hasobject:
+            raise _refusal(path, "an array whose dtype ({}) declares Python objects".format(value.dtype))
+        if value.dtype.kind not in "biufc":
+            raise _refusal(path, "an array of the non-numeric dtype {}".format(value.dtype))
+
+
 def read_caffe2_pickle(path, trusted=False):
     with open(path, "rb") as f:
         if trusted:
             return pickle.load(f, encoding="latin1")
-        return _Caffe2Unpickler(f, path).load()
+        data = _Caffe2Unpickler(f, path).load()
+    _check_arrays(data, path)
+    return data
 
 
 def read_torch_file(path, trusted=False):

@@ -83,6 +83,8 @@ def _build_cases(base):
         "test batch not divisible by processes": (("test_net.py",), cfg + with_data(
             good, None, "TEST.IMS_PER_BATCH", "3", "MODEL.WEIGHT", str(base / "classes81.pth")),
             {"WORLD_SIZE": "2"}),
+        "ImageNet weights to evaluate": (("test_net.py",), cfg + with_data(
+            good, None, "MODEL.WEIGHT", "catalog://ImageNetPretrained/MSRA/R-50"), {}),
         "GPU config without a GPU": (train, cfg + with_data(good, None, "MODEL.DEVICE", "cuda"), {}),
         "demo without weights file": (("../demo/atss_demo.py",), cfg + [
             "--weights", str(base / "none.pth"), "--input", str(base / "good" / "images"),
@@ -112,6 +114,8 @@ EXPECTED = {
     "test batch not divisible by processes": "TEST.IMS_PER_BATCH (3) must be a positive multiple of the number of "
                                              "processes (2)",
     "GPU config without a GPU": "MODEL.DEVICE is 'cuda' but no CUDA device is available",
+    "ImageNet weights to evaluate": "MODEL.WEIGHT catalog://ImageNetPretrained/MSRA/R-50 holds ImageNet backbone "
+                                    "weights only, not a detector",
     "demo without weights file": "checkpoint/weights file not found: ",
 }
 
@@ -184,6 +188,7 @@ README_PHRASES = {
     "batch not divisible by processes": "must be a positive multiple of the number of processes",
     "test batch not divisible by processes": "must be a positive multiple of the number of processes",
     "GPU config without a GPU": "MODEL.DEVICE is 'cuda' but no CUDA device is available",
+    "ImageNet weights to evaluate": "holds ImageNet backbone weights only",
     "demo without weights file": "checkpoint/weights file not found",
 }
 

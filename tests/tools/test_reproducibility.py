@@ -105,29 +105,38 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_identical(files, re
     assert_identical(final_weights(out), reference)
 
 
+def _run_and_kill(files, out, kill_after_saves, delay):
+    """Starts the run; SIGKILL ``delay`` seconds after its ``kill_after_saves``-th "saving
+    checkpoint" log line (printed just before the file is written). Returns whether it was
+    killed (it may have finished first)."""
+    process = subprocess.Popen(command(files, out), cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    saves = 0
+    for line in process.stdout:
+        saves += "saving checkpoint to" in line
+        if saves == kill_after_saves:
+            break
+    time.sleep(delay)
+    killed = process.poll() is None
+    if killed:
+        process.kill()
+    process.stdout.close()
+    return_code = process.wait()
+    assert killed or return_code == 0
+    return killed
+
+
 def test_sigkill_at_random_moments_then_resume_ends_identical(files, reference):
-    """Killed up to four times at a random moment (seeded), each time started again with
-    the same command, until a run finishes: the weights are exactly the uninterrupted ones."""
+    """Killed during a checkpoint write, then at a random moment after the next save, then once
+    more at random, each time started again with the same command: the run that finishes ends
+    with exactly the weights of the uninterrupted one."""
     out = files[0] / "sigkill"
     rng = random.Random(0)
-    kills = 0
-    for _ in range(4):
-        process = subprocess.Popen(command(files, out), cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
-        for line in process.stdout:  # start-up (seconds) is over when training starts
-            if "start training at iteration" in line:
-                break
-        # the iterations take ~0.1 s each here, a third of it writing the checkpoint
-        time.sleep(rng.uniform(0.0, 0.5))
-        if process.poll() is None:
-            process.kill()
-            kills += 1
-        process.stdout.close()
-        if process.wait() == 0:
-            break
-    else:
-        train(files, out)
-    assert kills >= 1
-    last = (out / "last_checkpoint").read_text()
-    assert last == "model_final.pth"
+    assert _run_and_kill(files, out, kill_after_saves=1, delay=0.0)  # while model_0000001 is written
+    kills = 1
+    for _ in range(2):
+        kills += _run_and_kill(files, out, kill_after_saves=1, delay=rng.uniform(0.0, 0.15))
+    train(files, out)
+    assert kills >= 2
+    assert (out / "last_checkpoint").read_text() == "model_final.pth"
     assert_identical(final_weights(out), reference)

@@ -118,6 +118,10 @@ def test_train_checkpoint_resume_and_evaluate(setup_files):
     again = json.loads((base / "eval" / "inference" / os.listdir(base / "eval" / "inference")[0]
                         / "coco_metrics.json").read_text())
     assert again["bbox"] == pytest.approx(metrics["bbox"])
+    # MODEL.WEIGHT pointing at the configs' ImageNet backbone weights: the run in OUTPUT_DIR is
+    # evaluated (as the official test_net would)
+    log = run("test_net.py", config, out, dataset, "MODEL.WEIGHT", "catalog://ImageNetPretrained/MSRA/R-50")
+    assert "resuming from {}".format(out / "model_final.pth") in log
     # the multi-scale + flip test, merged by soft voting and by plain NMS of the raw boxes
     for vote in ("True", "False"):
         tta = base / "tta_vote_{}".format(vote)

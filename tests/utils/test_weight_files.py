@@ -147,8 +147,8 @@ def test_no_entry_point_runs_the_code_of_a_malicious_file(tmp_path):
         "train_net resume": ["tools/train_net.py", *net, "OUTPUT_DIR", str(resume_dir)],
         "test_net .pth": ["tools/test_net.py", *net, "MODEL.WEIGHT", str(tmp_path / "evil.pth"),
                           "OUTPUT_DIR", str(tmp_path / "o3")],
-        "test_net .pkl": ["tools/test_net.py", *net, "MODEL.WEIGHT", str(tmp_path / "evil.pkl"),
-                          "OUTPUT_DIR", str(tmp_path / "o4")],
+        "demo .pkl": ["demo/atss_demo.py", "--config-file", str(config), "--weights", str(tmp_path / "evil.pkl"),
+                      "--input", str(tmp_path / "data" / "images"), "--output", str(tmp_path / "o4")],
         "demo": ["demo/atss_demo.py", "--config-file", str(config), "--weights", str(tmp_path / "evil.pth"),
                  "--input", str(tmp_path / "data" / "images"), "--output", str(tmp_path / "o5")],
     }
@@ -163,3 +163,25 @@ def test_no_entry_point_runs_the_code_of_a_malicious_file(tmp_path):
         assert result.returncode == 1, (name, result.stderr[-2000:])
         assert "error: refused to load" in result.stderr and "MODEL.TRUST_WEIGHT_FILE True" in result.stderr, name
     assert not marker.exists()
+
+
+def _opcode_global(module, name):
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _opcode_string(text):
+    return b"X" + len(text).to_bytes(4, "little") + text
+
+
+def test_an_array_whose_dtype_declares_objects_is_refused(tmp_path):
+    """Built from allowed globals only: numpy.dtype's pickled state can set the flag that says
+    the array holds Python objects (which numpy would then treat as pointers)."""
+    dtype = (_opcode_global("numpy", "dtype") + b"(" + _opcode_string(b"i8") + b"\x89\x88tR"
+             + b"(K\x03" + _opcode_string(b"|") + b"NNNK\x08K\x08K\x09tb")  # flags 9: objects
+    array = (_opcode_global("numpy.core.multiarray", "_reconstruct") + b"(" + _opcode_global("numpy", "ndarray")
+             + b"(K\x00tC\x01btR(K\x01(K\x01t" + dtype + b"\x89C\x08" + b"A" * 8 + b"tb")
+    payload = b"\x80\x03}" + _opcode_string(b"blobs") + b"}" + _opcode_string(b"conv1_w") + array + b"ss."
+    (tmp_path / "objects.pkl").write_bytes(payload)
+    cfg, model = tiny_model()
+    with pytest.raises(UntrustedWeightsError, match="declares Python objects"):
+        Checkpointer(cfg, model).load(str(tmp_path / "objects.pkl"))

@@ -103,6 +103,10 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _fail(ann_file, problem):
     raise ValueError("COCO annotation file {}: {}".format(ann_file, problem))
 
@@ -130,8 +134,8 @@ def load_coco_json(ann_file):
             _fail(ann_file, "an image entry lacks one of id, file_name, width, height: {!r}".format(image))
         if not _is_int(image["id"]) or not isinstance(image["file_name"], str) or not image["file_name"]:
             _fail(ann_file, "image entry {!r} needs an integer id and a file_name".format(image))
-        if not all(_is_int(image[k]) and image[k] > 0 for k in ("width", "height")):
-            _fail(ann_file, "image {!r} has width {!r} and height {!r}; expected positive integers".format(
+        if not all(_is_number(image[k]) and image[k] > 0 for k in ("width", "height")):
+            _fail(ann_file, "image {!r} has width {!r} and height {!r}; expected positive numbers".format(
                 image["file_name"], image["width"], image["height"]))
     for category in data["categories"]:
         if not isinstance(category, dict) or "id" not in category or "name" not in category:
@@ -147,8 +151,7 @@ def load_coco_json(ann_file):
         if not all(_is_int(ann[k]) for k in ("id", "image_id", "category_id")):
             _fail(ann_file, "annotation {!r} needs integer id, image_id and category_id".format(ann))
         box = ann["bbox"]
-        if not (isinstance(box, list) and len(box) == 4 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box)):
+        if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
             _fail(ann_file, "annotation {} has bbox {!r}; expected [x, y, width, height]".format(ann["id"], box))
         if ann["image_id"] not in image_ids:
             _fail(ann_file, "annotation {} refers to image_id {!r}, which is not among the images".format(

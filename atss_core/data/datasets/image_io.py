@@ -7,7 +7,29 @@ import cv2
 import numpy as np
 
 _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
-_JPEG_END_SEARCH = 1024  # some writers leave padding after the end marker
+_JPEG_START_OF_SCAN = 0xDA
+_JPEG_STANDALONE = {0x01} | set(range(0xD0, 0xD8))  # markers without a length field
+
+
+def jpeg_is_truncated(data):
+    """Whether JPEG bytes lack the end marker after the main image's first scan. The header
+    segments are walked by their lengths (an EXIF thumbnail, with its own end marker, sits
+    inside one), so data appended after a complete image (camera trailers, padding) is fine."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return False  # not a layout this check understands: let the decoder judge
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == _JPEG_START_OF_SCAN:
+            return data.find(_JPEG_END, pos) < 0  # entropy-coded data never holds FF D9
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return True  # the headers end before any image data
 
 
 class UnreadableImageError(ValueError):
@@ -22,7 +44,7 @@ def read_image_bgr(path):
         raise FileNotFoundError("image not found: {}".format(path))
     with open(path, "rb") as f:
         data = f.read()
-    if data.startswith(_JPEG_START) and _JPEG_END not in data[-_JPEG_END_SEARCH:]:
+    if data.startswith(_JPEG_START) and jpeg_is_truncated(data):
         raise UnreadableImageError("image {} is truncated (its JPEG end marker is missing)".format(path))
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:

@@ -1,0 +1,212 @@
+"""What hangs on the training loop (engine/trainer.py), one hook per concern: the NaN check,
+stop signals, logging and progress, the training history, TensorBoard and checkpoints.
+
+A hook sees the loop's TrainState at four points: before_train, after_loss (the losses of
+this iteration, reduced over processes, before they reach the weights), after_step and
+after_train (always, also when a hook or the loop raised)."""
+import datetime
+import logging
+import resource
+import signal
+import time
+
+import torch
+from tqdm import tqdm
+
+from atss_core.engine.stop_signals import StopRequest
+from atss_core.utils.comm import get_rank, get_world_size, synchronize
+from atss_core.utils.metric_logger import MetricLogger
+
+
+def peak_memory_mb(device):
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1024.0 / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+class TrainState:
+    """What the loop shares with its hooks."""
+
+    def __init__(self, model, device, arguments, start_iter, max_iter):
+        self.model = model
+        self.device = device
+        self.arguments = arguments  # saved with every checkpoint ("iteration", "seed")
+        self.start_iter = start_iter
+        self.max_iter = max_iter
+        self.iteration = start_iter
+        self.losses = {}  # this iteration's losses, averaged over processes (0-d tensors)
+        self.lr = 0.0
+        self.step_time = 0.0
+        self.data_time = 0.0
+        self.stop_requested = False  # a stop signal reached some process: all stop after this step
+
+    def loss_values(self):
+        return {name: float(value) for name, value in self.losses.items()}
+
+
+class HookBase:
+    def before_train(self, state):
+        pass
+
+    def after_loss(self, state):
+        pass
+
+    def after_step(self, state):
+        pass
+
+    def after_train(self, state):
+        pass
+
+
+class NonFiniteLossCheck(HookBase):
+    """A NaN or inf loss stops training before it reaches the weights; the message names the
+    loss term and the checkpoint a new run would resume from."""
+
+    def __init__(self, checkpointer):
+        self.checkpointer = checkpointer
+
+    def after_loss(self, state):
+        bad = [name for name, value in state.losses.items() if not torch.isfinite(value)]
+        if not bad:
+            return
+        values = ", ".join("{} {:.4g}".format(name, value) for name, value in state.loss_values().items())
+        if self.checkpointer.has_checkpoint():
+            resume = "the last good checkpoint, {}, is kept and a new run resumes from it".format(
+                self.checkpointer.get_checkpoint_file())
+        else:
+            resume = "no checkpoint was written yet"
+        raise FloatingPointError("{} became non-finite at iteration {} ({}); training stopped: {}. Lower "
+                                 "SOLVER.BASE_LR or lengthen SOLVER.WARMUP_ITERS, or check the boxes of that "
+                                 "batch".format(" and ".join(bad), state.iteration, values, resume))
+
+
+class StopSignals(HookBase):
+    """Installs the SIGINT/SIGTERM handlers for the duration of training (engine/stop_signals)."""
+
+    def __init__(self, logger):
+        self.request = StopRequest(logger)
+
+    @property
+    def requested(self):
+        return self.request.requested
+
+    @property
+    def signum(self):
+        return self.request.signum or signal.SIGTERM  # the signal reached another process
+
+    def before_train(self, state):
+        self.request.__enter__()
+
+    def after_train(self, state):
+        self.request.__exit__(None, None, None)
+
+
+class Progress(HookBase):
+    """Smoothed losses, times, ETA, learning rate and peak memory in the log every
+    ``log_period`` iterations (and the first and last), and a live tqdm bar when asked."""
+
+    def __init__(self, logger, log_period, progress):
+        self.logger = logger
+        self.log_period = log_period
+        self.progress = progress
+        self.meters = MetricLogger(delimiter="  ")
+
+    def before_train(self, state):
+        self.logger.info("start training at iteration %d of %d (%d process(es))", state.start_iter, state.max_iter,
+                         get_world_size())
+        self.bar = tqdm(total=state.max_iter, initial=state.start_iter, desc="training", unit="it",
+                        disable=not (self.progress and get_rank() == 0))
+        self.start = time.time()
+
+    def after_loss(self, state):
+        self.meters.update(loss=sum(state.losses.values()), **state.losses)
+
+    def after_step(self, state):
+        self.meters.update(time=state.step_time, data=state.data_time)
+        self.bar.update(1)
+        self.bar.set_postfix(loss="{:.3f}".format(self.meters.loss.median), lr="{:.5f}".format(state.lr))
+        iteration = state.iteration
+        if iteration % self.log_period == 0 or iteration == state.max_iter or iteration == state.start_iter + 1:
+            eta = datetime.timedelta(seconds=int(self.meters.time.global_avg * (state.max_iter - iteration)))
+            self.logger.info("eta: %s  iter: %d/%d  %s  lr: %.6f  max mem: %.0f MB", eta, iteration, state.max_iter,
+                             self.meters, state.lr, peak_memory_mb(state.device))
+
+    def after_train(self, state):
+        self.bar.close()
+        if state.iteration == state.max_iter:
+            total = time.time() - self.start
+            done = max(state.iteration - state.start_iter, 1)
+            self.logger.info("total training time: %s (%.4f s / it)", datetime.timedelta(seconds=int(total)),
+                             total / done)
+
+
+class History(HookBase):
+    """Appends {"iteration", "lr", "time", "data", <losses>} per iteration to a list."""
+
+    def __init__(self, history):
+        self.history = history
+
+    def after_step(self, state):
+        self.history.append(dict(state.loss_values(), iteration=state.iteration, lr=state.lr, time=state.step_time,
+                                 data=state.data_time))
+
+
+class Tracking(HookBase):
+    """Training scalars to a tracker (utils/tensorboard.py)."""
+
+    def __init__(self, tracker):
+        self.tracker = tracker
+
+    def after_step(self, state):
+        values = state.loss_values()
+        self.tracker.log_training(state.iteration, dict(values, loss=sum(values.values()), lr=state.lr,
+                                                        time=state.step_time, data=state.data_time,
+                                                        memory_mb=peak_memory_mb(state.device)))
+
+
+class Checkpoints(HookBase):
+    """model_XXXXXXX every ``period`` iterations, model_final at the end, and a checkpoint when
+    a stop signal arrived, after which training exits with status 128 + signal. Only weights
+    that are all finite are saved: a NaN state never becomes the latest checkpoint."""
+
+    def __init__(self, checkpointer, period, stop_signals, logger):
+        self.checkpointer = checkpointer
+        self.period = period
+        self.stop_signals = stop_signals
+        self.logger = logger
+
+    def after_step(self, state):
+        iteration = state.iteration
+        if iteration == state.max_iter:
+            self.save(state, "model_final")
+        elif (self.period > 0 and iteration % self.period == 0) or state.stop_requested:
+            self.save(state, "model_{:07d}".format(iteration))
+        if state.stop_requested and iteration != state.max_iter:
+            synchronize()  # no process exits before the main one has saved
+            signum = self.stop_signals.signum
+            self.logger.warning("stopped at iteration %d of %d by %s; run the same command again to resume",
+                                iteration, state.max_iter, signal.Signals(signum).name)
+            raise SystemExit(128 + signum)
+
+    def save(self, state, name):
+        bad = [key for key, value in state.model.state_dict().items()
+               if value.is_floating_point() and not torch.isfinite(value).all()]
+        if bad:
+            raise FloatingPointError("weights became non-finite before iteration {} was saved ({}{}); {} was not "
+                                     "written and last_checkpoint still points at the last good one".format(
+                                         state.iteration, ", ".join(bad[:5]), ", ..." if len(bad) > 5 else "", name))
+        self.checkpointer.save(name, **state.arguments)
+
+
+def default_hooks(checkpointer, checkpoint_period, logger, log_period=20, progress=False, history=None,
+                  tracker=None):
+    """The hooks of a training run, in the order they act after each step."""
+    logger = logger or logging.getLogger("atss_core.trainer")
+    stop_signals = StopSignals(logger)
+    hooks = [NonFiniteLossCheck(checkpointer), stop_signals, Progress(logger, log_period, progress)]
+    if history is not None:
+        hooks.append(History(history))
+    if tracker is not None:
+        hooks.append(Tracking(tracker))
+    hooks.append(Checkpoints(checkpointer, checkpoint_period, stop_signals, logger))
+    return hooks
