@@ -173,6 +173,8 @@ def _opcode_string(text):
     return b"X" + len(text).to_bytes(4, "little") + text
 
 
+# numpy complains (unraisably) when it frees the half-built array: that is the point of refusing it
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_an_array_whose_dtype_declares_objects_is_refused(tmp_path):
     """Built from allowed globals only: numpy.dtype's pickled state can set the flag that says
     the array holds Python objects (which numpy would then treat as pointers)."""
