@@ -192,12 +192,16 @@ def main(argv=None):
         threads=torch.get_num_threads(), torch=torch.__version__, torchvision=torchvision.__version__,
         repeats=args.repeats, warmup=args.warmup, results=results,
     )
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-        print("wrote", args.json)
+    write_json(args.json, report)
     return report
+
+
+def write_json(path, data):
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(data, f, indent=2)
+        print("wrote", path)
 
 
 def parse_size(text):
@@ -211,11 +215,7 @@ def coco_eval_main(args):
     result = benchmark_coco_eval.coco_eval_case(args.coco_eval_images)
     print("{}: pycocotools {:.1f} s, faster-coco-eval {:.1f} s ({:.1f}x faster), the same 12 numbers".format(
         result["case"], result["seconds"]["pycocotools"], result["seconds"]["faster-coco-eval"], result["speedup"]))
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-        print("wrote", args.json)
+    write_json(args.json, result)
     return result
 
 
@@ -230,11 +230,7 @@ def model_main(args):
     report = dict(suite="model", device="cpu", device_name=platform.processor() or "cpu",
                   threads=torch.get_num_threads(), torch=torch.__version__, torchvision=torchvision.__version__,
                   repeats=repeats, warmup=args.warmup, results=results)
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-        print("wrote", args.json)
+    write_json(args.json, report)
     if args.readme:
         benchmark_model.update_readme(os.path.join(benchmark_model.ROOT, "README.md"), report)
         print("updated the README's model-benchmark table")

@@ -154,8 +154,8 @@ def test_voc_degenerate_boxes_are_counted_and_missing_folder_named(tmp_path, cap
 def _mutate(value, rng, depth=0):
     """One random structural change somewhere inside ``value`` (json-like data)."""
     junk = [None, "", "x", -1, 0, 1.5, [], {}, [1, 2], {"a": 1}, True, 1e30, float("nan")]
-    if isinstance(value, dict) and value and (depth < 3 or rng.random() < 0.5):
-        key = rng.choice(sorted(value, key=str))
+    if isinstance(value, (dict, list)) and value and (depth < 3 or rng.random() < 0.5):
+        key = rng.choice(sorted(value, key=str)) if isinstance(value, dict) else rng.randrange(len(value))
         action = rng.random()
         if action < 0.3:
             value.pop(key)
@@ -164,17 +164,14 @@ def _mutate(value, rng, depth=0):
         else:
             value[key] = _mutate(value[key], rng, depth + 1)
         return value
-    if isinstance(value, list) and value and (depth < 3 or rng.random() < 0.5):
-        index = rng.randrange(len(value))
-        action = rng.random()
-        if action < 0.3:
-            value.pop(index)
-        elif action < 0.6:
-            value[index] = rng.choice(junk)
-        else:
-            value[index] = _mutate(value[index], rng, depth + 1)
-        return value
     return rng.choice(junk)
+
+
+def _mutated(valid, rng):
+    data = copy.deepcopy(valid)
+    for _ in range(rng.randint(1, 3)):
+        data = _mutate(data, rng)
+    return data
 
 
 def test_fuzzed_coco_annotations_fail_with_a_clear_error_or_load(tmp_path):
@@ -183,10 +180,7 @@ def test_fuzzed_coco_annotations_fail_with_a_clear_error_or_load(tmp_path):
     rng = random.Random(0)
     outcomes = {"loaded": 0, "refused": 0}
     for case in range(150):
-        data = copy.deepcopy(valid)
-        for _ in range(rng.randint(1, 3)):
-            data = _mutate(data, rng)
-        text = json.dumps(data)
+        text = json.dumps(_mutated(valid, rng))
         if rng.random() < 0.15:
             text = text[: rng.randrange(len(text))]  # cut off
         (tmp_path / "ann.json").write_text(text)
@@ -234,10 +228,7 @@ def test_fuzzed_config_files_fail_with_a_clear_error_or_load(tmp_path):
     rng = random.Random(2)
     outcomes = {"loaded": 0, "refused": 0}
     for case in range(150):
-        data = copy.deepcopy(valid)
-        for _ in range(rng.randint(1, 3)):
-            data = _mutate(data, rng)
-        text = yaml.safe_dump(data) if rng.random() < 0.85 else yaml.safe_dump(valid)[: rng.randrange(200)] + ":\n ["
+        text = yaml.safe_dump(_mutated(valid, rng)) if rng.random() < 0.85 else yaml.safe_dump(valid)[: rng.randrange(200)] + ":\n ["
         path = tmp_path / "case.yaml"
         path.write_text(text)
         cfg = default_cfg.clone()
