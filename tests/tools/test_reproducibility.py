@@ -13,10 +13,11 @@ import torch
 
 from tests.tools.test_train_test_net import ROOT, TINY_MODEL, make_dataset
 
-MAX_ITER = 6
+# long enough (~1 s of training here) that a signal sent when training starts lands before the end
+MAX_ITER = 12
 # multi-scale sizes and random flips: both must be replayed exactly by a resumed run
 SETTINGS = ["SEED", "7", "SOLVER.MAX_ITER", str(MAX_ITER), "SOLVER.CHECKPOINT_PERIOD", "1",
-            "INPUT.MIN_SIZE_TRAIN", "(48, 56, 64)", "SOLVER.STEPS", "(4,)"]
+            "INPUT.MIN_SIZE_TRAIN", "(48, 56, 64)", "SOLVER.STEPS", "(8,)"]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_identical(files, re
     lines = []
     for line in process.stdout:
         lines.append(line)
-        if "iter: 1/{}".format(MAX_ITER) in line:  # logged after the first iteration
+        if "start training at iteration" in line:  # the handlers are installed
             process.send_signal(signal.SIGTERM)
             break
     lines += process.stdout.readlines()
