@@ -31,13 +31,14 @@ def parse_args(description, training):
 
 
 def check_batch_sizes(cfg, world_size, training, evaluating=True):
-    """Batch sizes are global: each process takes an equal share (checked before any work)."""
-    keys = (["SOLVER.IMS_PER_BATCH"] if training else []) + (["TEST.IMS_PER_BATCH"] if evaluating else [])
-    for key in keys:
-        value = cfg.SOLVER.IMS_PER_BATCH if key.startswith("SOLVER") else cfg.TEST.IMS_PER_BATCH
-        if value <= 0 or value % world_size:
-            raise ValueError("{} ({}) must be a positive multiple of the number of processes ({})".format(
-                key, value, world_size))
+    """Batch sizes are global: each process takes an equal share (checked before any work, by
+    the data loader's own rule)."""
+    from atss_core.data.build import images_per_process
+
+    if training:
+        images_per_process(cfg.SOLVER.IMS_PER_BATCH, "SOLVER.IMS_PER_BATCH", world_size)
+    if evaluating:
+        images_per_process(cfg.TEST.IMS_PER_BATCH, "TEST.IMS_PER_BATCH", world_size)
 
 
 def check_output_dir(path):

@@ -56,10 +56,13 @@ def make_batch_data_sampler(dataset, sampler, aspect_grouping, images_per_batch,
     return batch_sampler
 
 
-def images_per_process(total, what):
-    world = get_world_size()
-    if total % world:
-        raise ValueError("{} ({}) must be divisible by the number of processes ({})".format(what, total, world))
+def images_per_process(total, what, world=None):
+    """The share of a global batch size ``total`` (config key ``what``) for each of ``world``
+    processes (default: the current process group's size)."""
+    world = get_world_size() if world is None else world
+    if total <= 0 or total % world:
+        raise ValueError("{} ({}) must be a positive multiple of the number of processes ({})".format(
+            what, total, world))
     return total // world
 
 

@@ -27,10 +27,11 @@ def peak_memory_mb(device):
 class TrainState:
     """What the loop shares with its hooks."""
 
-    def __init__(self, model, device, arguments, start_iter, max_iter):
+    def __init__(self, model, device, arguments, start_iter, max_iter, scaler=None):
         self.model = model
         self.device = device
         self.arguments = arguments  # saved with every checkpoint ("iteration", "seed")
+        self.scaler = scaler  # float16 gradient scaling; its state goes into the checkpoints
         self.start_iter = start_iter
         self.max_iter = max_iter
         self.iteration = start_iter
@@ -195,6 +196,8 @@ class Checkpoints(HookBase):
             raise FloatingPointError("weights became non-finite before iteration {} was saved ({}{}); {} was not "
                                      "written and last_checkpoint still points at the last good one".format(
                                          state.iteration, ", ".join(bad[:5]), ", ..." if len(bad) > 5 else "", name))
+        if state.scaler is not None and state.scaler.is_enabled():
+            state.arguments["grad_scaler"] = state.scaler.state_dict()  # a resumed run keeps its loss scale
         self.checkpointer.save(name, **state.arguments)
 
 

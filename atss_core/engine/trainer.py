@@ -5,7 +5,7 @@ import time
 
 import torch
 
-from atss_core.engine.hooks import StopSignals, TrainState, default_hooks
+from atss_core.engine.hooks import Progress, StopSignals, TrainState, default_hooks
 from atss_core.engine.precision import autocast_context, make_grad_scaler
 from atss_core.utils.comm import reduce_dict
 
@@ -25,11 +25,11 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
         hooks = default_hooks(checkpointer, checkpoint_period, logger, log_period, progress, history, tracker)
     stop_signals = next((h for h in hooks if isinstance(h, StopSignals)), None)
     start_iter = arguments["iteration"]
-    state = TrainState(model, device, arguments, start_iter, start_iter + len(data_loader))
     model.train()
     scaler = make_grad_scaler(use_amp)
     if scaler.is_enabled() and arguments.get("grad_scaler"):
         scaler.load_state_dict(arguments["grad_scaler"])  # a resumed float16 run keeps its loss scale
+    state = TrainState(model, device, arguments, start_iter, start_iter + len(data_loader), scaler)
     for hook in hooks:
         hook.before_train(state)
     try:
@@ -58,8 +58,6 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            if scaler.is_enabled():
-                arguments["grad_scaler"] = scaler.state_dict()  # saved with the checkpoints
             state.step_time = time.time() - end
             end = time.time()
             for hook in hooks:
@@ -67,5 +65,5 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
     finally:
         for hook in hooks:
             hook.after_train(state)
-    progress_hook = next((h for h in hooks if hasattr(h, "meters")), None)
+    progress_hook = next((h for h in hooks if isinstance(h, Progress)), None)
     return progress_hook.meters if progress_hook is not None else None
