@@ -8,18 +8,14 @@ The frame rate is drawn on each frame. Without a display (servers, CI) use --out
 --no-display.
 """
 import argparse
-import os
-import sys
 import time
 
 import cv2
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from atss_core.config import cfg as default_cfg  # noqa: E402
-from atss_core.utils.cli import run_cli  # noqa: E402
-from predictor import ATSSDemo  # noqa: E402
+from atss_core.config import cfg as default_cfg
+from atss_core.data.datasets.image_io import open_video
+from atss_core.engine.predictor import ATSSDemo
+from atss_core.utils.cli import add_debug_flag, parse_with_overrides, run_cli
 
 
 def parse_args(argv=None):
@@ -34,36 +30,22 @@ def parse_args(argv=None):
     parser.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
     parser.add_argument("--class-names", default="")
-    parser.add_argument("--debug", action="store_true", help="full traceback on errors")
+    add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
-    return parser.parse_args(argv)
-
-
-def open_source(args):
-    if args.video_input:
-        if not os.path.isfile(args.video_input):
-            raise SystemExit("video file not found: {}".format(args.video_input))
-        capture = cv2.VideoCapture(args.video_input)
-        what = args.video_input
-    else:
-        capture = cv2.VideoCapture(args.camera)
-        what = "camera {}".format(args.camera)
-    if not capture.isOpened():
-        raise SystemExit("could not open {} (no such camera, or an unreadable video)".format(what))
-    return capture, what
+    return parse_with_overrides(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.no_display and not args.output:
-        raise SystemExit("--no-display needs --output, or nothing would be shown or saved")
+        raise ValueError("--no-display needs --output, or nothing would be shown or saved")
     cfg = default_cfg.clone()
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts or [])
     names = ["__background__"] + [n.strip() for n in args.class_names.split(",")] if args.class_names else None
     demo = ATSSDemo(cfg, weights=args.weights or None, confidence_threshold=args.confidence_threshold,
                     class_names=names)
-    capture, what = open_source(args)
+    capture, what = open_video(args.video_input, args.camera)
     writer = None
     frames = 0
     try:
@@ -71,7 +53,7 @@ def main(argv=None):
             ok, frame = capture.read()
             if not ok:
                 if frames == 0:
-                    raise SystemExit("{} gave no frame".format(what))
+                    raise ValueError("{} gave no frame".format(what))
                 break
             start = time.time()
             annotated, _ = demo.run_on_opencv_image(frame)
@@ -83,7 +65,7 @@ def main(argv=None):
                     rate = capture.get(cv2.CAP_PROP_FPS) or 10.0
                     writer = cv2.VideoWriter(args.output, cv2.VideoWriter_fourcc(*"mp4v"), rate, (width, height))
                     if not writer.isOpened():
-                        raise SystemExit("could not open {} for writing".format(args.output))
+                        raise RuntimeError("could not open {} for writing".format(args.output))
                 writer.write(annotated)
             if not args.no_display:
                 cv2.imshow("ATSS", annotated)

@@ -7,13 +7,9 @@ Use it in a config or on the command line as
     DATASETS.TRAIN "('coco:datasets/synthetic/train:datasets/synthetic/annotations/instances_train.json',)"
 """
 import argparse
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from atss_core.data.synthetic import CLASSES, make_synthetic_dataset  # noqa: E402
+from atss_core.data.synthetic import CLASSES, make_synthetic_dataset
 
 
 def main():

@@ -11,21 +11,20 @@ in data/raccoon with configs/quickstart/atss_R_18_raccoon.yaml (`make demo DATA=
 import argparse
 import json
 import os
-import sys
 import time
 
+import cv2
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from atss_core.config import cfg as default_cfg  # noqa: E402
-from atss_core.data.build import make_data_loader  # noqa: E402
-from atss_core.data.synthetic import make_synthetic_dataset  # noqa: E402
-from atss_core.engine.inference import inference  # noqa: E402
-from atss_core.utils.cli import run_cli  # noqa: E402
-from atss_core.utils.logger import setup_logger  # noqa: E402
-from atss_core.utils.tensorboard import make_tracker  # noqa: E402
-from train_net import train  # noqa: E402  (tools/ is on sys.path when this script runs)
+from atss_core.config import cfg as default_cfg
+from atss_core.data.build import make_data_loader
+from atss_core.data.synthetic import make_synthetic_dataset
+from atss_core.engine.defaults import train
+from atss_core.engine.inference import inference
+from atss_core.engine.predictor import ATSSDemo
+from atss_core.engine.tensorboard import make_tracker
+from atss_core.utils.cli import add_debug_flag, parse_with_overrides, run_cli
+from atss_core.utils.logger import setup_logger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYNTHETIC_DIR = os.path.join(ROOT, "datasets", "synthetic")
@@ -66,9 +65,9 @@ def main():
                         help="synthetic shapes (generated) or the shipped real photographs")
     parser.add_argument("--output", default=None, help="output folder (default: output/quickstart[_real])")
     parser.add_argument("--num-images", type=int, default=12, help="validation images to draw")
-    parser.add_argument("--debug", action="store_true", help="full traceback on errors")
+    add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
-    args = parser.parse_args()
+    args = parse_with_overrides(parser)
 
     config_name, output_name, split_name, draw_scale = RUNS[args.data]
     os.chdir(ROOT)  # the configs name their data relative to the repository
@@ -78,7 +77,6 @@ def main():
     cfg.merge_from_list(["OUTPUT_DIR", output] + (args.opts or []))
     cfg.freeze()
     logger = setup_logger("atss_core", cfg.OUTPUT_DIR, 0)
-    torch.manual_seed(0)
 
     if args.data == "synthetic" and not os.path.isfile(os.path.join(SYNTHETIC_DIR, "annotations",
                                                                       "instances_val.json")):
@@ -108,10 +106,6 @@ def main():
         json.dump(metrics, f, indent=2)
     if history:
         plot_history(history, os.path.join(cfg.OUTPUT_DIR, "training_curves.png"))
-
-    sys.path.insert(0, os.path.join(ROOT, "demo"))
-    from predictor import ATSSDemo
-    import cv2
 
     dataset = loader.dataset
     class_names = ("__background__",) + tuple(

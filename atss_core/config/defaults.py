@@ -1,7 +1,8 @@
 """Default configuration: the keys of the official ATSS code (maskrcnn-benchmark lineage).
 
 Every key keeps its official name, type and default so that the official yaml
-files merge unchanged; keys added by atss_core are marked "(atss_core)".
+files merge unchanged; keys added by atss_core are in one block at the end ("Additions"),
+each with a comment.
 Merging a file or an override with an unknown key fails and names the key.
 """
 import os

@@ -108,7 +108,8 @@ def make_data_loader(cfg, is_train=True, start_iter=0, seed=0):
         loaders.append(torch.utils.data.DataLoader(
             dataset, num_workers=cfg.DATALOADER.NUM_WORKERS, batch_sampler=batch_sampler,
             collate_fn=collator, worker_init_fn=worker_init))
-        logger.info("%s: %d images, %d per process and batch", names, len(dataset), per_process)
+        shown = " + ".join(name) if is_train else name  # training concatenates every DATASETS.TRAIN entry
+        logger.info("%s: %d images, %d per process and batch", shown, len(dataset), per_process)
     if is_train:
         return loaders[0]
     return loaders

@@ -1,11 +1,7 @@
 """What hangs on the training loop (engine/trainer.py), one hook per concern: the NaN check,
 stop signals, logging and progress, the training history, TensorBoard and checkpoints.
-
-A hook sees the loop's TrainState at four points: before_train, after_loss (the losses of
-this iteration, reduced over processes, before they reach the weights), after_step and
-after_train (always, also when a hook or the loop raised)."""
+engine/defaults.py: default_hooks puts them together for a training run."""
 import datetime
-import logging
 import resource
 import signal
 import time
@@ -13,9 +9,10 @@ import time
 import torch
 from tqdm import tqdm
 
-from atss_core.engine.stop_signals import StopRequest
+from atss_core.utils.cli import CommandError
 from atss_core.utils.comm import get_rank, get_world_size, synchronize
 from atss_core.utils.metric_logger import MetricLogger
+from atss_core.utils.stop_signals import StopRequest
 
 
 def peak_memory_mb(device):
@@ -24,8 +21,17 @@ def peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
+class TrainingStopped(CommandError):
+    """Training stopped early by a signal (after saving); the command exits 128 + signal."""
+
+    def __init__(self, signum, iteration):
+        super().__init__("stopped at iteration {} by {}".format(iteration, signal.Signals(signum).name),
+                         exit_status=128 + signum)
+        self.signum = signum
+
+
 class TrainState:
-    """What the loop shares with its hooks."""
+    """The loop's state, shared with its hooks."""
 
     def __init__(self, model, device, arguments, start_iter, max_iter, scaler=None):
         self.model = model
@@ -39,13 +45,30 @@ class TrainState:
         self.lr = 0.0
         self.step_time = 0.0
         self.data_time = 0.0
+        self.signal_received = None  # the stop signal this process received (StopSignals sets it)
         self.stop_requested = False  # a stop signal reached some process: all stop after this step
+        self.meters = MetricLogger(delimiter="  ")  # smoothed losses and times (Progress fills them)
 
     def loss_values(self):
         return {name: float(value) for name, value in self.losses.items()}
 
+    @property
+    def stop_signal(self):
+        """The signal that stops the run: this process's own, else SIGTERM (it reached another)."""
+        return self.signal_received or signal.SIGTERM
+
 
 class HookBase:
+    """A hook sees the loop's TrainState at these points, in this order, each hook in the
+    order of the list the loop was given:
+
+    before_train   once, before the first iteration
+    after_loss     every iteration: the losses, reduced over processes, before they reach the
+                   weights (raise here to keep a bad step out of the weights)
+    after_step     every iteration, after the optimizer and scheduler steps
+    after_train    once, always: also when the loop or a hook raised
+    """
+
     def before_train(self, state):
         pass
 
@@ -82,20 +105,14 @@ class NonFiniteLossCheck(HookBase):
 
 
 class StopSignals(HookBase):
-    """Installs the SIGINT/SIGTERM handlers for the duration of training (engine/stop_signals)."""
+    """Installs the SIGINT/SIGTERM handlers for the duration of training (utils/stop_signals);
+    a signal sets state.signal_received and the loop shares it with the other processes."""
 
     def __init__(self, logger):
-        self.request = StopRequest(logger)
-
-    @property
-    def requested(self):
-        return self.request.requested
-
-    @property
-    def signum(self):
-        return self.request.signum or signal.SIGTERM  # the signal reached another process
+        self.logger = logger
 
     def before_train(self, state):
+        self.request = StopRequest(self.logger, on_request=lambda signum: setattr(state, "signal_received", signum))
         self.request.__enter__()
 
     def after_train(self, state):
@@ -110,7 +127,6 @@ class Progress(HookBase):
         self.logger = logger
         self.log_period = log_period
         self.progress = progress
-        self.meters = MetricLogger(delimiter="  ")
 
     def before_train(self, state):
         self.logger.info("start training at iteration %d of %d (%d process(es))", state.start_iter, state.max_iter,
@@ -120,17 +136,18 @@ class Progress(HookBase):
         self.start = time.time()
 
     def after_loss(self, state):
-        self.meters.update(loss=sum(state.losses.values()), **state.losses)
+        state.meters.update(loss=sum(state.losses.values()), **state.losses)
 
     def after_step(self, state):
-        self.meters.update(time=state.step_time, data=state.data_time)
+        meters = state.meters
+        meters.update(time=state.step_time, data=state.data_time)
         self.bar.update(1)
-        self.bar.set_postfix(loss="{:.3f}".format(self.meters.loss.median), lr="{:.5f}".format(state.lr))
+        self.bar.set_postfix(loss="{:.3f}".format(meters.loss.median), lr="{:.5f}".format(state.lr))
         iteration = state.iteration
         if iteration % self.log_period == 0 or iteration == state.max_iter or iteration == state.start_iter + 1:
-            eta = datetime.timedelta(seconds=int(self.meters.time.global_avg * (state.max_iter - iteration)))
+            eta = datetime.timedelta(seconds=int(meters.time.global_avg * (state.max_iter - iteration)))
             self.logger.info("eta: %s  iter: %d/%d  %s  lr: %.6f  max mem: %.0f MB", eta, iteration, state.max_iter,
-                             self.meters, state.lr, peak_memory_mb(state.device))
+                             meters, state.lr, peak_memory_mb(state.device))
 
     def after_train(self, state):
         self.bar.close()
@@ -153,7 +170,7 @@ class History(HookBase):
 
 
 class Tracking(HookBase):
-    """Training scalars to a tracker (utils/tensorboard.py)."""
+    """Training scalars to a tracker (engine/tensorboard.py)."""
 
     def __init__(self, tracker):
         self.tracker = tracker
@@ -167,13 +184,13 @@ class Tracking(HookBase):
 
 class Checkpoints(HookBase):
     """model_XXXXXXX every ``period`` iterations, model_final at the end, and a checkpoint when
-    a stop signal arrived, after which training exits with status 128 + signal. Only weights
-    that are all finite are saved: a NaN state never becomes the latest checkpoint."""
+    a stop signal arrived, after which it raises TrainingStopped (the command exits 128 +
+    signal). Only weights that are all finite are saved: a NaN state never becomes the latest
+    checkpoint."""
 
-    def __init__(self, checkpointer, period, stop_signals, logger):
+    def __init__(self, checkpointer, period, logger):
         self.checkpointer = checkpointer
         self.period = period
-        self.stop_signals = stop_signals
         self.logger = logger
 
     def after_step(self, state):
@@ -184,10 +201,10 @@ class Checkpoints(HookBase):
             self.save(state, "model_{:07d}".format(iteration))
         if state.stop_requested and iteration != state.max_iter:
             synchronize()  # no process exits before the main one has saved
-            signum = self.stop_signals.signum
+            signum = state.stop_signal
             self.logger.warning("stopped at iteration %d of %d by %s; run the same command again to resume",
                                 iteration, state.max_iter, signal.Signals(signum).name)
-            raise SystemExit(128 + signum)
+            raise TrainingStopped(signum, iteration)
 
     def save(self, state, name):
         bad = [key for key, value in state.model.state_dict().items()
@@ -199,17 +216,3 @@ class Checkpoints(HookBase):
         if state.scaler is not None and state.scaler.is_enabled():
             state.arguments["grad_scaler"] = state.scaler.state_dict()  # a resumed run keeps its loss scale
         self.checkpointer.save(name, **state.arguments)
-
-
-def default_hooks(checkpointer, checkpoint_period, logger, log_period=20, progress=False, history=None,
-                  tracker=None):
-    """The hooks of a training run, in the order they act after each step."""
-    logger = logger or logging.getLogger("atss_core.trainer")
-    stop_signals = StopSignals(logger)
-    hooks = [NonFiniteLossCheck(checkpointer), stop_signals, Progress(logger, log_period, progress)]
-    if history is not None:
-        hooks.append(History(history))
-    if tracker is not None:
-        hooks.append(Tracking(tracker))
-    hooks.append(Checkpoints(checkpointer, checkpoint_period, stop_signals, logger))
-    return hooks

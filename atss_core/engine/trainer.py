@@ -1,29 +1,23 @@
 """The iteration-based training loop. It only computes losses and steps the optimizer;
-checks, logging, tracking, stop signals and checkpoints are hooks (engine/hooks.py)."""
-import logging
+checks, logging, tracking, stop signals and checkpoints are hooks (engine/hooks.py) that the
+caller builds and passes (engine/defaults.py: default_hooks)."""
 import time
 
 import torch
 
-from atss_core.engine.hooks import Progress, StopSignals, TrainState, default_hooks
+from atss_core.engine.hooks import TrainState
 from atss_core.engine.precision import autocast_context, make_grad_scaler
 from atss_core.utils.comm import reduce_dict
 
 STOP_KEY = "_stop_requested"
 
 
-def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, checkpoint_period, arguments,
-             log_period=20, logger=None, use_amp=False, progress=False, history=None, tracker=None, hooks=None):
-    """Runs iterations arguments["iteration"] + 1 .. len(data_loader) + start with the
-    default hooks (engine/hooks.default_hooks: a checkpoint every ``checkpoint_period``
-    iterations and model_final at the end, the log every ``log_period`` iterations, a tqdm bar
-    with ``progress``, per-iteration records appended to ``history``, scalars to ``tracker``),
-    or with ``hooks`` when given. ``use_amp``: an amp setting (engine/precision.py). Returns the
-    log's meters."""
-    logger = logger or logging.getLogger("atss_core.trainer")
-    if hooks is None:
-        hooks = default_hooks(checkpointer, checkpoint_period, logger, log_period, progress, history, tracker)
-    stop_signals = next((h for h in hooks if isinstance(h, StopSignals)), None)
+def do_train(model, data_loader, optimizer, scheduler, device, arguments, hooks, use_amp=None):
+    """Runs iterations arguments["iteration"] + 1 .. arguments["iteration"] + len(data_loader),
+    calling each of ``hooks`` (HookBase) at the points HookBase names. ``arguments`` holds
+    what checkpoints save ("iteration", "seed", "grad_scaler"); ``use_amp``: an amp setting
+    (engine/precision.py). Returns the TrainState (its ``meters`` hold the smoothed losses).
+    A hook ends training early by raising (e.g. TrainingStopped)."""
     start_iter = arguments["iteration"]
     model.train()
     scaler = make_grad_scaler(use_amp)
@@ -43,11 +37,11 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
                 loss_dict = model(images, targets)
             loss_dict = {k: v.float() for k, v in loss_dict.items()}
             losses = sum(loss_dict.values())
-            # averaged over processes, so that every process takes the same decisions; the stop
-            # request of each process rides along
-            requested = float(stop_signals is not None and stop_signals.requested)
+            # averaged over processes, so that every process takes the same decisions; whether
+            # a stop signal reached this process rides along
+            received = float(state.signal_received is not None)
             reduced = reduce_dict(dict({k: v.detach() for k, v in loss_dict.items()},
-                                       **{STOP_KEY: torch.tensor(requested, device=losses.device)}))
+                                       **{STOP_KEY: torch.tensor(received, device=losses.device)}))
             state.stop_requested = float(reduced.pop(STOP_KEY)) > 0
             state.losses = reduced
             for hook in hooks:
@@ -65,5 +59,4 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
     finally:
         for hook in hooks:
             hook.after_train(state)
-    progress_hook = next((h for h in hooks if isinstance(h, Progress)), None)
-    return progress_hook.meters if progress_hook is not None else None
+    return state

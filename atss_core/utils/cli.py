@@ -29,14 +29,53 @@ def describe_error(error):
     return message
 
 
-def run_cli(main):
+class CommandError(Exception):
+    """Ends a command with ``exit_status``, raised by library code instead of SystemExit. With
+    the error status (1) the message is printed; other statuses (128 + signal after a stop)
+    are outcomes the raiser has already logged."""
+
+    def __init__(self, message, exit_status=EXIT_ERROR):
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+def add_debug_flag(parser):
+    parser.add_argument(DEBUG_FLAG, action="store_true",
+                        help="show the full traceback of an error instead of a one-line message")
+
+
+def parse_with_overrides(parser, argv=None):
+    """``parser.parse_args(argv)`` for parsers whose last argument is ``opts`` (KEY VALUE
+    overrides, argparse.REMAINDER): a --debug written after the overrides is the flag, not
+    an override."""
+    args = parser.parse_args(argv)
+    if DEBUG_FLAG in (args.opts or []):
+        args.opts = [arg for arg in args.opts if arg != DEBUG_FLAG]
+        args.debug = True
+    return args
+
+
+def parse_size(text):
+    """"800x1216" -> (800, 1216)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError("sizes are written HxW, such as 800x1216; got {!r}".format(text)) from None
+    return height, width
+
+
+def run_cli(main, argv=None):
     """Calls ``main()``; any exception becomes "error: <message>" on stderr and exit status 1
-    (130 for Ctrl-C), unless --debug is among the arguments."""
-    debug = DEBUG_FLAG in sys.argv
-    # taken out before argparse: after KEY VALUE overrides it would be read as an override
-    sys.argv[:] = [arg for arg in sys.argv if arg != DEBUG_FLAG]
+    (130 for Ctrl-C, a CommandError's own status), unless --debug is among the arguments."""
+    debug = DEBUG_FLAG in (sys.argv[1:] if argv is None else argv)
     try:
         return main()
+    except CommandError as error:
+        if debug and error.exit_status == EXIT_ERROR:
+            raise
+        if error.exit_status == EXIT_ERROR:
+            print("error: {}".format(error), file=sys.stderr)
+        sys.exit(error.exit_status)
     except KeyboardInterrupt:
         if debug:
             raise

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from atss_core.utils.comm import get_world_size
+from atss_core.utils.stop_signals import ignore_stop_signals_in_worker
 
 
 def resolve_seed(configured):
@@ -77,8 +78,6 @@ class SeededDataset(torch.utils.data.Dataset):
 
 
 def _seed_worker(seed, rank, worker_id):
-    from atss_core.engine.stop_signals import ignore_stop_signals_in_worker
-
     ignore_stop_signals_in_worker()
     seed_everything(sample_seed(seed, 0, rank, worker_id))  # iteration 0: no batch has it
 

@@ -1,20 +1,15 @@
 """TEST.COCO_EVAL_BACKEND: faster-coco-eval gives the same 12 COCO numbers and the same
 per-class table as pycocotools on the same detections."""
-import os
-import sys
-
 import pytest
 import torch
 
 from atss_core.data.datasets import COCODataset
 from atss_core.data.datasets.evaluation import evaluate
 from atss_core.structures import BoxList
-from tests.conftest import ROOT
 
 from ..data.test_coco_dataset import write_coco
 
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import benchmark_coco_eval  # noqa: E402
+from atss_core.benchmark import coco_eval as benchmark_coco_eval
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -9,11 +9,11 @@ import textwrap
 import pytest
 import torch
 
+from atss_core.engine.defaults import default_hooks
 from atss_core.engine.trainer import do_train
 from atss_core.structures.bounding_box import BoxList
 from atss_core.structures.image_list import to_image_list
 from atss_core.utils.checkpoint import Checkpointer
-from tests.conftest import ROOT
 
 
 class ScriptedLoss(torch.nn.Module):
@@ -39,8 +39,8 @@ def train(model, tmp_path, iterations, lr=0.1):
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     checkpointer = Checkpointer(None, model, optimizer, scheduler, save_dir=str(tmp_path))
-    do_train(model, batches(iterations), optimizer, scheduler, checkpointer, torch.device("cpu"), checkpoint_period=2,
-             arguments={"iteration": 0})
+    do_train(model, batches(iterations), optimizer, scheduler, torch.device("cpu"), {"iteration": 0},
+             default_hooks(checkpointer, checkpoint_period=2))
     return checkpointer
 
 
@@ -85,10 +85,40 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     assert not (tmp_path / "model_0000004.pth").exists()
 
 
+class SignalsItself(torch.nn.Module):
+    """Sends SIGTERM to its own process during the forward of iteration ``at``."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+        self.calls = 0
+        self.at = at
+
+    def forward(self, images, targets):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return {"loss_w": self.w}
+
+
+def test_a_stop_signal_saves_then_raises_training_stopped(tmp_path):
+    """The stop is an exception for the command line to turn into 143, after the checkpoint of
+    the iteration that was running; the handlers are restored afterwards."""
+    from atss_core.engine.hooks import TrainingStopped
+
+    model = SignalsItself(at=3)
+    with pytest.raises(TrainingStopped) as stopped:
+        train(model, tmp_path, iterations=8)
+    assert stopped.value.exit_status == 128 + signal.SIGTERM and stopped.value.signum == signal.SIGTERM
+    assert "stopped at iteration 3 by SIGTERM" in str(stopped.value)
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000003.pth"
+    assert torch.load(tmp_path / "model_0000003.pth", weights_only=True)["iteration"] == 3
+    assert model.calls == 3 and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
 SIGNAL_SCRIPT = textwrap.dedent("""
     import os, signal, sys, time
-    sys.path.insert(0, {root!r})
-    from atss_core.engine.stop_signals import StopRequest
+    from atss_core.utils.stop_signals import StopRequest
     with StopRequest() as stop:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.2)
@@ -106,7 +136,7 @@ SIGNAL_SCRIPT = textwrap.dedent("""
 def test_first_signal_is_recorded_and_a_second_exits_at_once(second_after):
     """A second signal right after the first (a launcher forwarding the same stop) is the same
     request; one that comes later exits at once."""
-    script = SIGNAL_SCRIPT.format(root=ROOT, second_after=second_after)
+    script = SIGNAL_SCRIPT.format(second_after=second_after)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     assert "first signal recorded: True" in result.stdout

@@ -65,18 +65,19 @@ def targets_of(record):
     return targets
 
 
-def assert_same_detections(ours, official, score_tol=1e-5, box_tol=1e-3, same_order=False):
-    """Every official detection has its own match in ours: same label, score and box within
-    tolerance (and, with ``same_order``, at the same position)."""
+# float32 rounding differs between CPUs (oneDNN picks its convolution kernels by instruction
+# set: AVX2 and AVX-512 machines sum in different orders); through a deformable R-50 that
+# reaches 5e-5 in a score and 2e-3 px in a box
+SCORE_TOL, BOX_TOL = 1e-4, 1e-2
+
+
+def assert_same_detections(ours, official, score_tol=SCORE_TOL, box_tol=BOX_TOL):
+    """The same number of detections, and every official detection has its own match in ours:
+    same label, score and box within tolerance."""
     assert ours.size == tuple(official["size"])
     assert len(ours) == len(official["scores"]), "ours {} detections, official {}".format(
         len(ours), len(official["scores"]))
     if len(ours) == 0:
-        return
-    if same_order:
-        assert torch.equal(ours.get_field("labels"), official["labels"])
-        torch.testing.assert_close(ours.get_field("scores"), official["scores"], rtol=0, atol=score_tol)
-        torch.testing.assert_close(ours.bbox, official["bbox"], rtol=0, atol=box_tol)
         return
     boxes, scores, labels = ours.bbox, ours.get_field("scores"), ours.get_field("labels")
     close = ((labels[:, None] == official["labels"][None, :])
@@ -139,7 +140,11 @@ def test_training_matches_official(case, pair):
     params = dict(model.named_parameters())
     for name, official_grad in run["grads"].items():
         scale = official_grad.abs().max().item()
-        torch.testing.assert_close(params[name].grad, official_grad, rtol=1e-4, atol=1e-4 * scale, msg=name)
+        # the backbone's gradients come back through dozens of convolutions whose float32
+        # summation order is the CPU's (see SCORE_TOL): up to 2e-3 of the largest on AVX2
+        # machines for the DCN model, against 1e-5 for the head
+        atol = (5e-3 if name.startswith("backbone.") else 1e-4) * scale
+        torch.testing.assert_close(params[name].grad, official_grad, rtol=1e-4, atol=atol, msg=name)
 
 
 @pytest.mark.parametrize("variant", ["default", "uncapped", "sparse", "none"])
@@ -155,8 +160,10 @@ def test_eval_detections_match_official(case, regression_type, variant):
         detections = model(to_image_list(input_images(record), cfg.DATALOADER.SIZE_DIVISIBILITY))
     assert len(detections) == len(expected["results"])
     for ours, official in zip(detections, expected["results"]):
-        # the same order too: multi-label NMS keeps its input order, as the official kernel
-        assert_same_detections(ours, official, same_order=True)
+        # not position by position: multi-label NMS keeps its input order (topk(sorted=False)
+        # of the candidates), and near-equal candidate scores land in another order when the
+        # CPU rounds differently (seen for the 9-anchor X-50 on an AVX2 machine)
+        assert_same_detections(ours, official)
 
 
 TTA_MERGES = ["nms", "vote", "vote-uncapped", "soft-vote", "nms-merge"]

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from atss_core.config import cfg as default_cfg
-from atss_core.modeling.rpn.anchor_generator import AnchorGenerator, generate_anchors, make_anchor_generator_atss
+from atss_core.modeling.rpn.anchor_generator import (AnchorGenerator, anchor_grid, generate_anchors,
+                                                     make_anchor_generator_atss)
 from atss_core.structures import to_image_list
 
 
@@ -58,3 +59,20 @@ def test_negative_straddle_thresh_keeps_everything_and_octave_scales():
     cell = make_anchor_generator_atss(cfg).cell_anchors
     widths = [(a[:, 2] - a[:, 0] + 1).tolist() for a in cell][0]
     assert widths == pytest.approx([64.0, 64.0 * 2 ** (1 / 3), 64.0 * 2 ** (2 / 3)])
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.trace's deprecation notice
+def test_traced_anchor_grid_follows_the_feature_size_as_the_generator_does():
+    # the exported graph traces anchor_grid once and runs it at every input size: its grid must be
+    # the eager generator's at each size (and the arange(0, W * stride, stride) of the ATSS code)
+    generator = make_anchor_generator_atss(default_cfg.clone())
+    for level, (stride, cell) in enumerate(zip(generator.strides, generator.cell_anchors)):
+        traced = torch.jit.trace(lambda feature: anchor_grid(cell, stride, feature.shape[2], feature.shape[3]),
+                                 torch.zeros(1, 1, 3, 5))
+        for height, width in [(1, 1), (3, 5), (7, 2), (25, 42), (100, 167)]:
+            expected = generator.grid_anchors([(height, width)] * (level + 1))[level]
+            assert torch.equal(traced(torch.zeros(1, 1, height, width)), expected)
+            shift_x = torch.arange(0, width * stride, step=stride, dtype=torch.float32).repeat(height)
+            shift_y = torch.arange(0, height * stride, step=stride, dtype=torch.float32).repeat_interleave(width)
+            official = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=1)[:, None, :] + cell[None, :, :]
+            assert torch.equal(expected, official.reshape(-1, 4))

@@ -6,7 +6,7 @@ import torch
 from atss_core.config import cfg as default_cfg
 from atss_core.modeling.box_coder import BoxCoder
 from atss_core.modeling.rpn.anchor_generator import make_anchor_generator_atss
-from atss_core.modeling.rpn.atss.loss import (BACKGROUND, IGNORE, ATSSLossComputation, assign_atss, assign_topk)
+from atss_core.modeling.rpn.atss.loss import BACKGROUND, IGNORE, assign_atss, assign_topk, make_atss_loss_evaluator
 from atss_core.structures import BoxList, to_image_list
 
 
@@ -117,7 +117,7 @@ def test_atss_hand_case():
     and 0; threshold = mean + std = 0.306 + 0.337 = 0.642 -> only anchor 1 (centre inside)."""
     cfg = hand_cfg("ATSS")
     cfg.merge_from_list(["MODEL.ATSS.TOPK", 3])
-    loss = ATSSLossComputation(cfg, BoxCoder(cfg))
+    loss = make_atss_loss_evaluator(cfg, BoxCoder(cfg))
     target = BoxList(torch.tensor([[10.0, 0, 39, 19]]), (80, 20))
     target.add_field("labels", torch.tensor([3]))
     assert loss.assign(one_level_anchors(), target).tolist() == [BACKGROUND, 0, BACKGROUND, BACKGROUND]
@@ -127,7 +127,7 @@ def test_atss_hand_case():
 
 def test_iou_assignment_ignores_between_thresholds_and_outside_centres():
     cfg = hand_cfg("IoU")  # FG 0.5, BG 0.4, low-quality matches kept
-    loss = ATSSLossComputation(cfg, BoxCoder(cfg))
+    loss = make_atss_loss_evaluator(cfg, BoxCoder(cfg))
     # gt x 20..58, y 0..22 (897 px): anchor 1 IoU 400/897 = 0.446 (between, but the gt's best: kept),
     # anchor 2 IoU 380/917 = 0.414 (between: ignored)
     target = BoxList(torch.tensor([[20.0, 0, 58, 22]]), (80, 20))
@@ -141,7 +141,7 @@ def test_iou_assignment_ignores_between_thresholds_and_outside_centres():
 
 def test_ssc_assignment_uses_centre_and_scale():
     cfg = hand_cfg("SSC")
-    loss = ATSSLossComputation(cfg, BoxCoder(cfg))
+    loss = make_atss_loss_evaluator(cfg, BoxCoder(cfg))
     target = BoxList(torch.tensor([[0.0, 0, 39, 19]]), (80, 20))  # centres 9.5 and 29.5 are inside
     target.add_field("labels", torch.tensor([2]))
     assert loss.assign(one_level_anchors(), target).tolist() == [0, 0, BACKGROUND, BACKGROUND]
@@ -149,7 +149,7 @@ def test_ssc_assignment_uses_centre_and_scale():
 
 def test_image_without_objects_is_all_background():
     cfg = hand_cfg("ATSS")
-    loss = ATSSLossComputation(cfg, BoxCoder(cfg))
+    loss = make_atss_loss_evaluator(cfg, BoxCoder(cfg))
     empty = BoxList(torch.zeros(0, 4), (80, 20))
     empty.add_field("labels", torch.zeros(0, dtype=torch.int64))
     labels, reg = loss.prepare_targets([empty], [one_level_anchors()])

@@ -7,7 +7,7 @@ from atss_core.layers import FrozenBatchNorm2d
 from atss_core.modeling.fusion import fold_frozen_batchnorm, optimize_for_inference
 from atss_core.structures import to_image_list
 
-from ..golden.test_official_outputs import build_model, input_images, load_record
+from ..golden.test_official_outputs import assert_same_detections, build_model, input_images, load_record
 
 
 # relative tolerance per case: the random deformable offsets of the DCN model (tens of pixels)
@@ -33,10 +33,10 @@ def test_optimized_model_gives_the_plain_detections(case):
             torch.testing.assert_close(f, p, rtol=tol, atol=tol * p.abs().max().item())
         expected, got = plain(batch), fast(batch)
     for e, g in zip(expected, got):
-        assert len(e) == len(g) > 0
-        assert torch.equal(e.get_field("labels"), g.get_field("labels"))
-        torch.testing.assert_close(g.get_field("scores"), e.get_field("scores"), rtol=0, atol=tol)
-        torch.testing.assert_close(g.bbox, e.bbox, rtol=0, atol=50 * tol)
+        assert len(e) > 0
+        # matched as a set: near-equal candidate scores may swap the (unsorted) NMS input order
+        assert_same_detections(g, {"size": e.size, "scores": e.get_field("scores"), "labels": e.get_field("labels"),
+                                   "bbox": e.bbox}, score_tol=tol, box_tol=50 * tol)
 
 
 def test_folding_counts_and_leaves_group_norm_alone():

@@ -1,9 +1,10 @@
-"""tools/export_onnx.py: the exported graph, run by onnxruntime at sizes other than the one
+"""atss_core/export (tools/export_onnx.py): the exported graph, run by onnxruntime at sizes other than the one
 it was traced at, agrees with the eager model; DCN configs are refused by name; the ONNX
 demo predictor gives the eager predictor's detections."""
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -12,9 +13,7 @@ import torch
 from tests.conftest import ROOT
 from tests.utils.test_checkpoint import tiny_model
 
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-sys.path.insert(0, os.path.join(ROOT, "demo"))
-import export_onnx  # noqa: E402
+from atss_core.export import onnx as export_onnx
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -80,8 +79,8 @@ def test_deformable_convolution_is_refused_by_name():
 
 
 def test_onnx_demo_draws_the_eager_detections(exported, tmp_path):
-    from onnx_predictor import ONNXDemo
-    from predictor import ATSSDemo
+    from atss_core.engine.predictor import ATSSDemo
+    from atss_core.export.predictor import ONNXDemo
 
     cfg, model, _, path = exported
     cfg = cfg.clone()
@@ -115,3 +114,102 @@ def test_the_command_line_exports_and_reports_the_agreement(tmp_path):
     assert os.path.isfile(tmp_path / "out" / "m.onnx")
     lines = [line for line in result.stdout.splitlines() if "eager detections matched by onnxruntime" in line]
     assert len(lines) == 2 and all(float(line.split(": ")[1].split("%")[0]) >= 95 for line in lines), result.stdout
+
+
+def _rows(boxes, scores, labels):
+    """Detections as [n, 6] float64 rows (label, score, box) in a canonical order."""
+    rows = torch.cat([labels[:, None].double(), scores[:, None].double(), boxes.double()], dim=1).numpy()
+    return rows[np.lexsort(rows.T[::-1])]
+
+
+@pytest.mark.parametrize("pre_nms_top_n", [1000, 40])
+def test_the_graph_scores_decodes_and_clips_each_level_as_the_eager_model(pre_nms_top_n):
+    """The graph's per-level detections (traced at one size, run at others) are, bit for bit,
+    the eager post-processor's: same anchors, candidates, cls x centerness, boxes, clipping."""
+    from atss_core.structures.image_list import ImageList
+
+    cfg, model = tiny_model()
+    model.eval()
+    model.rpn.box_selector_test.pre_nms_top_n = pre_nms_top_n
+    exportable = export_onnx.ExportableATSS(model, cfg).eval()
+    post, generator = model.rpn.box_selector_test, model.rpn.anchor_generator
+    cells = list(generator.cell_anchors)
+    A, C = generator.num_anchors_per_location()[0], cfg.MODEL.ATSS.NUM_CLASSES - 1
+
+    class Level(torch.nn.Module):
+        def __init__(self, level):
+            super().__init__()
+            self.level = level
+
+        def forward(self, images, cls, reg, ctr):
+            return exportable.level_detections(cls, reg, ctr, exportable.strides[self.level],
+                                               exportable.cell_anchors[self.level], images.shape[3], images.shape[2])
+
+    def head_outputs(height, width, seed):
+        g = torch.Generator().manual_seed(seed)
+        shapes = [((height + s - 1) // s, (width + s - 1) // s) for s in generator.strides]
+        cls = [torch.randn(2, A * C, h, w, generator=g) * 1.5 - 3.0 for h, w in shapes]
+        reg = [torch.randn(2, A * 4, h, w, generator=g) for h, w in shapes]
+        ctr = [torch.randn(2, A, h, w, generator=g) for h, w in shapes]
+        ctr[0][0, :, 0] = -200.0  # sigmoid 0: cls x centerness underflows, the candidates stay
+        return cls, reg, ctr
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes
+        sample = head_outputs(64, 96, seed=0)
+        traced = [torch.jit.trace(Level(level), (torch.zeros(2, 3, 64, 96), sample[0][level], sample[1][level],
+                                                 sample[2][level])) for level in range(len(generator.strides))]
+        for height, width in [(64, 96), (128, 160), (200, 136)]:
+            cls, reg, ctr = head_outputs(height, width, seed=height)
+            images = ImageList(torch.zeros(2, 3, height, width), [(height, width)] * 2)
+            anchors = generator(images, [torch.zeros(1, 1, c.shape[2], c.shape[3]) for c in cls])
+            zero_scores = detections = 0
+            for level, per_image_anchors in enumerate(zip(*anchors)):
+                eager = post.forward_for_single_feature_map(cls[level], reg[level], ctr[level], per_image_anchors)
+                for graph in (exportable.level_detections(cls[level], reg[level], ctr[level], generator.strides[level],
+                                                          cells[level], width, height),
+                              traced[level](images.tensors, cls[level], reg[level], ctr[level])):
+                    for image, ours in enumerate(eager):
+                        boxes, scores, labels = (t[image] for t in graph)
+                        valid = scores >= 0
+                        assert torch.equal(scores[~valid], torch.full_like(scores[~valid], -1.0))
+                        expected = _rows(ours.bbox, ours.get_field("scores"), ours.get_field("labels"))
+                        assert len(expected) <= pre_nms_top_n
+                        detections += len(expected)
+                        np.testing.assert_array_equal(_rows(boxes[valid], scores[valid], labels[valid]), expected)
+                        zero_scores += int((ours.get_field("scores") == 0).sum())
+            assert detections > 100 and (zero_scores > 0 or pre_nms_top_n < 1000)
+
+
+def test_zero_score_detections_survive_the_graph_nms_and_cap(tmp_path):
+    """A candidate whose cls x centerness underflows to 0 is a detection eagerly; the graph's
+    NMS and cap keep it too, and drop only the padding."""
+    from atss_core.modeling.rpn.atss.inference import SENTINEL
+
+    class Tail(torch.nn.Module):
+        def forward(self, boxes, scores, labels):
+            kept = export_onnx.multi_label_nms_padded(boxes, scores, labels, 2, 0.6, 8)
+            return export_onnx.keep_top_padded(boxes, kept, labels, 4)
+
+    boxes = torch.tensor([[[0.0, 0, 9, 9], [20, 20, 29, 29], [0, 0, 9, 9], [40, 40, 49, 49], [0, 0, 9, 8]]])
+    scores = torch.tensor([[0.0, 0.5, 0.25, SENTINEL, 0.3]])
+    labels = torch.tensor([[1, 2, 2, 1, 1]])
+    path = str(tmp_path / "tail.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Tail(), (boxes, scores, labels), path, input_names=["boxes", "scores", "labels"],
+                          dynamic_axes={name: {1: "k"} for name in ("boxes", "scores", "labels")},
+                          opset_version=export_onnx.OPSET, dynamo=False)
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    # the 0-score box of class 1 is suppressed by the 0.3 one (IoU 0.9); on its own it stays
+    for inputs, expected_scores, expected_labels in [
+            ((boxes, scores, labels), [0.5, 0.3, 0.25], [2, 1, 2]),
+            ((boxes[:, :4], scores[:, :4], labels[:, :4]), [0.5, 0.25, 0.0], [2, 2, 1])]:
+        for out_boxes, out_scores, out_labels, count in (
+                [torch.as_tensor(t) for t in session.run(None, {"boxes": inputs[0].numpy(), "scores": inputs[1].numpy(),
+                                                                  "labels": inputs[2].numpy()})],
+                Tail()(*inputs)):
+            assert count.tolist() == [3]
+            assert out_scores[0, :3].tolist() == pytest.approx(expected_scores)
+            assert out_labels[0].tolist() == expected_labels + [0]
+            assert not out_boxes[0, 3:].any() and not out_scores[0, 3:].any()

@@ -4,7 +4,6 @@ writes nothing."""
 import glob
 import logging
 import os
-import sys
 
 import pytest
 import torch
@@ -13,12 +12,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from atss_core.config import cfg as default_cfg
 from atss_core.data.build import make_data_loader
 from atss_core.engine.inference import inference
-from atss_core.utils.tensorboard import make_tracker
-from tests.conftest import ROOT
+from atss_core.engine.tensorboard import make_tracker
 from tests.tools.test_train_test_net import TINY_MODEL, make_dataset
 
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from train_net import train  # noqa: E402
+from atss_core.engine.defaults import train
 
 
 def tiny_cfg(tmp_path, *extra):

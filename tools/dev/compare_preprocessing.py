@@ -15,7 +15,6 @@ import argparse
 import glob
 import json
 import os
-import sys
 
 import cv2
 import numpy as np
@@ -24,10 +23,8 @@ import torchvision.transforms.functional as F
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
-
-from atss_core.data.datasets.image_io import read_image_bgr  # noqa: E402
-from atss_core.data.transforms import transforms as T  # noqa: E402
+from atss_core.data.datasets.image_io import read_image_bgr
+from atss_core.data.transforms import transforms as T
 
 MEAN = [102.9801, 115.9465, 122.7717]
 # (min size, max size): the test size, then the official multi-scale test's scales (the vote

@@ -82,3 +82,31 @@ def check_images_exist(paths, what):
     if missing:
         raise FileNotFoundError("{} of the {} images of {} are missing, e.g. {}".format(
             len(missing), len(paths), what, ", ".join(missing[:3])))
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(path):
+    """[path] for an image file; the sorted images (by extension) of a folder."""
+    if os.path.isfile(path):
+        return [path]
+    if os.path.isdir(path):
+        files = sorted(os.path.join(path, name) for name in os.listdir(path) if name.lower().endswith(IMAGE_EXTENSIONS))
+        if not files:
+            raise FileNotFoundError("no image ({}) in {}".format(", ".join(IMAGE_EXTENSIONS), path))
+        return files
+    raise FileNotFoundError("input not found: {}".format(path))
+
+
+def open_video(video_path="", camera=0):
+    """(an opened cv2.VideoCapture, its description) for a video file, else the camera index."""
+    if video_path:
+        if not os.path.isfile(video_path):
+            raise FileNotFoundError("video file not found: {}".format(video_path))
+        capture, what = cv2.VideoCapture(video_path), video_path
+    else:
+        capture, what = cv2.VideoCapture(camera), "camera {}".format(camera)
+    if not capture.isOpened():
+        raise ValueError("could not open {} (no such camera, or an unreadable video)".format(what))
+    return capture, what

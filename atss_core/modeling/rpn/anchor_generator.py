@@ -46,6 +46,20 @@ def generate_anchors(stride, sizes, aspect_ratios):
     return _anchors_from_whctr(all_ws, all_hs, ctrs, ctrs)
 
 
+def anchor_grid(cell_anchors, stride, height, width):
+    """[H * W * A, 4] anchors of an H x W feature map, ordered (y, x, anchor): the cell
+    anchors [A, 4] shifted by ``stride`` per cell. The one grid of both the eager model
+    (AnchorGenerator.grid_anchors) and the exported graph, where ``height`` and ``width`` are
+    0-dim tensors (traced from the feature's shape, so the graph follows the input size)."""
+    # arange(n) * stride: the same float32 values as arange(0, n * stride, stride), and traceable
+    shifts_x = torch.arange(width, dtype=torch.float32, device=cell_anchors.device) * stride
+    shifts_y = torch.arange(height, dtype=torch.float32, device=cell_anchors.device) * stride
+    shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x, indexing="ij")
+    shift_x, shift_y = shift_x.reshape(-1), shift_y.reshape(-1)
+    shifts = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=1)
+    return (shifts.view(-1, 1, 4) + cell_anchors.view(1, -1, 4)).reshape(-1, 4)
+
+
 class AnchorGenerator(nn.Module):
     """For each image and feature map, the anchors of every cell (as a BoxList with a
     "visibility" field: False for anchors straddling the image border by more than
@@ -78,12 +92,7 @@ class AnchorGenerator(nn.Module):
         for (height, width), stride, base in zip(grid_sizes, self.strides, self.cell_anchors):
             key = (int(height), int(width), stride, base.device, base.dtype)
             if key not in self._grid_cache:
-                shifts_x = torch.arange(0, width * stride, step=stride, dtype=torch.float32, device=base.device)
-                shifts_y = torch.arange(0, height * stride, step=stride, dtype=torch.float32, device=base.device)
-                shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x, indexing="ij")
-                shift_x, shift_y = shift_x.reshape(-1), shift_y.reshape(-1)
-                shifts = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=1)
-                self._grid_cache[key] = (shifts.view(-1, 1, 4) + base.view(1, -1, 4)).reshape(-1, 4)
+                self._grid_cache[key] = anchor_grid(base, stride, int(height), int(width))
             anchors.append(self._grid_cache[key])
         return anchors
 

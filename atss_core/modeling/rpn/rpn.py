@@ -3,9 +3,14 @@ from atss_core.modeling.registry import RPN_HEADS
 
 from .atss import atss  # noqa: F401  (registers "ATSS")
 
+# the official config enables a head with a MODEL.<flag>; its RPN_HEADS name
+HEAD_FLAGS = {"ATSS_ON": "ATSS", "FCOS_ON": "FCOS", "RETINANET_ON": "RetinaNet"}
+
 
 def build_rpn(cfg, in_channels):
-    if cfg.MODEL.ATSS_ON:
-        return RPN_HEADS["ATSS"](cfg, in_channels)
-    raise ValueError("only the ATSS head is implemented: set MODEL.ATSS_ON True (got RETINANET_ON={}, FCOS_ON={})"
-                     .format(cfg.MODEL.RETINANET_ON, cfg.MODEL.FCOS_ON))
+    enabled = [flag for flag in HEAD_FLAGS if getattr(cfg.MODEL, flag)]
+    if len(enabled) != 1:
+        raise ValueError("exactly one of {} must be True; got {}".format(
+            ", ".join("MODEL." + flag for flag in HEAD_FLAGS),
+            ", ".join("{}={}".format(flag, getattr(cfg.MODEL, flag)) for flag in HEAD_FLAGS)))
+    return RPN_HEADS[HEAD_FLAGS[enabled[0]]](cfg, in_channels)

@@ -2,7 +2,6 @@
 that runs it with its anchors. Submodule names follow the official checkpoints."""
 import math
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

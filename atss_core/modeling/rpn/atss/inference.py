@@ -1,10 +1,89 @@
-"""ATSSPostProcessor: dense head outputs -> detections per image (official semantics)."""
+"""ATSSPostProcessor: dense head outputs -> detections per image (official semantics).
+
+The per-level steps are module functions shared with the exported graph
+(atss_core/export/onnx.py), so that both score, decode and clip the same way:
+:func:`level_candidates` (flattening, sigmoid, candidate threshold, cls x centerness
+ranking) and :func:`decode_candidates` (BoxCoder decoding, sqrt score, labels, clipping,
+minimum size). What only the eager model does is :func:`select_candidates` (the
+data-dependent compaction and top-n) and :meth:`ATSSPostProcessor.select_over_all_levels`
+(ml_nms and the k-th value cap); the graph has padded fixed-size counterparts of both.
+"""
 import torch
 from torch import nn
 
 from atss_core.modeling.rpn.utils import permute_and_flatten
 from atss_core.structures.bounding_box import BoxList
-from atss_core.structures.boxlist_ops import boxlist_ml_nms, cat_boxlist, keep_top_detections, remove_small_boxes
+from atss_core.structures.boxlist_ops import boxlist_ml_nms, cat_boxlist, keep_top_detections
+
+# ranked score of a non-candidate (and of the graph's padding): below any cls x centerness,
+# which is >= 0 even when it underflows to 0
+SENTINEL = -1.0
+
+
+def level_candidates(box_cls, box_regression, centerness, pre_nms_thresh):
+    """One level's head outputs (logits) -> (regression [N, R, 4], candidates [N, R, C] bool,
+    ranked [N, R, C]).
+
+    ``box_cls`` [N, A * C, H, W], ``box_regression`` [N, A * 4, H, W], ``centerness``
+    [N, A, H, W]; R = H * W * A rows in the anchors' (y, x, anchor) order. A candidate is a
+    class whose sigmoid exceeds ``pre_nms_thresh``; ``ranked`` holds its sigmoid(cls) x
+    sigmoid(centerness), SENTINEL where there is no candidate."""
+    N, _, H, W = box_cls.shape
+    A = box_regression.size(1) // 4
+    C = box_cls.size(1) // A
+    box_cls = permute_and_flatten(box_cls, N, A, C, H, W).sigmoid()
+    box_regression = permute_and_flatten(box_regression, N, A, 4, H, W).reshape(N, -1, 4)
+    centerness = permute_and_flatten(centerness, N, A, 1, H, W).reshape(N, -1).sigmoid()
+    candidates = box_cls > pre_nms_thresh
+    ranked = torch.where(candidates, box_cls * centerness[:, :, None], SENTINEL)
+    return box_regression, candidates, ranked
+
+
+def select_candidates(candidates, ranked, pre_nms_top_n):
+    """Eager selection, as the official code: per image the compacted list of candidates, and
+    of it at most ``pre_nms_top_n`` by ranked score (topk sorted=False; the detections keep
+    that order). ``candidates``, ``ranked`` [N, R, C] -> per image (flat index r * C + c [k],
+    ranked [k]). The exported graph cannot compact (data-dependent sizes): it takes a padded
+    fixed k instead (export/onnx.py: select_candidates_padded)."""
+    N = candidates.shape[0]
+    pre_nms_top_n = candidates.reshape(N, -1).sum(1).clamp(max=pre_nms_top_n)
+    selected = []
+    for per_candidates, per_ranked, per_top_n in zip(candidates, ranked, pre_nms_top_n):
+        locations = per_candidates.reshape(-1).nonzero().squeeze(1)
+        scores, top_k = per_ranked.reshape(-1)[locations].topk(int(per_top_n), sorted=False)
+        selected.append((locations[top_k], scores))
+    return selected
+
+
+def clip_to_image(boxes, width, height):
+    """xyxy ``boxes`` [..., 4] clamped to x in [0, width - 1], y in [0, height - 1] (the +1
+    convention of BoxList.clip_to_image). ``width``/``height``: ints, or 0-dim tensors when
+    traced."""
+    # a 0-dim limit keeps the traced graph following the input size (a Python int would be
+    # frozen into it) and broadcasts over any device
+    ones = torch.ones((), dtype=boxes.dtype, device=boxes.device)
+    x = boxes[..., 0::2].clamp(min=0).minimum((width - 1) * ones)
+    y = boxes[..., 1::2].clamp(min=0).minimum((height - 1) * ones)
+    return torch.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], dim=-1)
+
+
+def decode_candidates(box_coder, box_regression, anchors, locations, ranked, num_classes, width, height, min_size):
+    """Detections of the selected candidates of one level -> (boxes [..., k, 4], scores [..., k],
+    labels [..., k], large [..., k] bool).
+
+    ``box_regression`` [..., R, 4] (one image, or a batch [N, R, 4]) and ``anchors`` [R, 4];
+    ``locations`` [..., k] flat indices r * C + c with ``ranked`` [..., k] their cls x
+    centerness. Boxes are decoded by ``box_coder`` and clipped to the ``width`` x ``height``
+    image; scores are sqrt(ranked); labels 1..C; ``large``: width and height (+1) at least
+    ``min_size``."""
+    rows = torch.div(locations, num_classes, rounding_mode="floor")
+    labels = locations - rows * num_classes + 1
+    deltas = torch.gather(box_regression, -2, rows.unsqueeze(-1).expand(*([-1] * rows.dim()), 4))
+    boxes = box_coder.decode(deltas.reshape(-1, 4), anchors[rows.reshape(-1)]).reshape(deltas.shape)
+    boxes = clip_to_image(boxes, width, height)
+    scores = torch.sqrt(ranked)
+    large = (boxes[..., 2] - boxes[..., 0] + 1 >= min_size) & (boxes[..., 3] - boxes[..., 1] + 1 >= min_size)
+    return boxes, scores, labels, large
 
 
 class ATSSPostProcessor(nn.Module):
@@ -12,49 +91,38 @@ class ATSSPostProcessor(nn.Module):
     ``pre_nms_top_n`` of them, ranked by cls x centerness), decode their boxes, score them
     sqrt(cls x centerness), clip, drop boxes smaller than ``min_size``; then per image,
     multi-label NMS over all levels and keep the ``fpn_post_nms_top_n`` best (k-th value
-    threshold, so ties at the boundary are kept)."""
+    threshold, so ties at the boundary are kept). The number of classes comes from the head
+    outputs' shapes."""
 
-    def __init__(self, pre_nms_thresh, pre_nms_top_n, nms_thresh, fpn_post_nms_top_n, min_size, num_classes,
-                 box_coder, bbox_aug_enabled=False, bbox_aug_vote=False):
+    def __init__(self, pre_nms_thresh, pre_nms_top_n, nms_thresh, fpn_post_nms_top_n, min_size, box_coder,
+                 bbox_aug_enabled=False, bbox_aug_vote=False):
         super().__init__()
         self.pre_nms_thresh = pre_nms_thresh
         self.pre_nms_top_n = pre_nms_top_n
         self.nms_thresh = nms_thresh
         self.fpn_post_nms_top_n = fpn_post_nms_top_n
         self.min_size = min_size
-        self.num_classes = num_classes
         self.box_coder = box_coder
         self.bbox_aug_enabled = bbox_aug_enabled
         self.bbox_aug_vote = bbox_aug_vote
 
     def forward_for_single_feature_map(self, box_cls, box_regression, centerness, anchors):
-        N, _, H, W = box_cls.shape
-        A = box_regression.size(1) // 4
-        C = box_cls.size(1) // A
-        box_cls = permute_and_flatten(box_cls, N, A, C, H, W).sigmoid()
-        box_regression = permute_and_flatten(box_regression, N, A, 4, H, W).reshape(N, -1, 4)
-        centerness = permute_and_flatten(centerness, N, A, 1, H, W).reshape(N, -1).sigmoid()
-
-        candidate_inds = box_cls > self.pre_nms_thresh
-        pre_nms_top_n = candidate_inds.reshape(N, -1).sum(1).clamp(max=self.pre_nms_top_n)
-
+        """One level (head outputs [N, A * C, H, W], [N, A * 4, H, W], [N, A, H, W]; a BoxList
+        of anchors per image) -> a BoxList of candidate detections per image."""
+        box_regression, candidates, ranked = level_candidates(box_cls, box_regression, centerness,
+                                                              self.pre_nms_thresh)
+        num_classes = ranked.shape[-1]
         results = []
-        for per_cls, per_centerness, per_regression, per_top_n, per_candidates, per_anchors in zip(
-                box_cls, centerness, box_regression, pre_nms_top_n, candidate_inds, anchors):
-            # one nonzero gives the candidates' (anchor, class) positions; cls x centerness is
-            # only formed for them
-            flat_locations = per_candidates.reshape(-1).nonzero().squeeze(1)
-            candidate_scores = per_cls.reshape(-1)[flat_locations] * per_centerness[flat_locations // C]
-            scores, top_k = candidate_scores.topk(int(per_top_n), sorted=False)
-            flat_locations = flat_locations[top_k]
-            box_loc, labels = flat_locations // C, flat_locations % C + 1
-            detections = self.box_coder.decode(per_regression[box_loc, :].view(-1, 4),
-                                               per_anchors.bbox[box_loc, :].view(-1, 4))
-            boxlist = BoxList(detections, per_anchors.size, mode="xyxy")
+        for per_regression, per_anchors, (locations, scores) in zip(
+                box_regression, anchors, select_candidates(candidates, ranked, self.pre_nms_top_n)):
+            width, height = per_anchors.size
+            boxes, scores, labels, large = decode_candidates(self.box_coder, per_regression, per_anchors.bbox,
+                                                             locations, scores, num_classes, width, height,
+                                                             self.min_size)
+            boxlist = BoxList(boxes, per_anchors.size, mode="xyxy")
             boxlist.add_field("labels", labels)
-            boxlist.add_field("scores", torch.sqrt(scores))
-            boxlist = boxlist.clip_to_image(remove_empty=False)
-            results.append(remove_small_boxes(boxlist, self.min_size))
+            boxlist.add_field("scores", scores)
+            results.append(boxlist[large.nonzero().squeeze(1)])
         return results
 
     def forward(self, box_cls, box_regression, centerness, anchors):
@@ -67,6 +135,9 @@ class ATSSPostProcessor(nn.Module):
         return self.select_over_all_levels(boxlists)
 
     def select_over_all_levels(self, boxlists):
+        """Eager final selection: the ml_nms kernel (kept boxes in input order), then the k-th
+        value cap that keeps ties. The exported graph has ONNX NonMaxSuppression and a padded
+        top-k instead (export/onnx.py: multi_label_nms_padded, keep_top_padded)."""
         results = []
         for boxlist in boxlists:
             result = boxlist_ml_nms(boxlist, self.nms_thresh)
@@ -78,6 +149,6 @@ def make_atss_postprocessor(config, box_coder):
     atss = config.MODEL.ATSS
     return ATSSPostProcessor(
         pre_nms_thresh=atss.INFERENCE_TH, pre_nms_top_n=atss.PRE_NMS_TOP_N, nms_thresh=atss.NMS_TH,
-        fpn_post_nms_top_n=config.TEST.DETECTIONS_PER_IMG, min_size=0, num_classes=atss.NUM_CLASSES, box_coder=box_coder,
+        fpn_post_nms_top_n=config.TEST.DETECTIONS_PER_IMG, min_size=0, box_coder=box_coder,
         bbox_aug_enabled=config.TEST.BBOX_AUG.ENABLED, bbox_aug_vote=config.TEST.BBOX_AUG.VOTE,
     )

@@ -1,10 +1,10 @@
 """ATSS training targets and losses.
 
-Assignment (one function per MODEL.ATSS.POSITIVE_TYPE, each vectorised over anchors and
-gts) gives every anchor the index of its ground truth, BACKGROUND or IGNORE; the losses
-are sigmoid focal loss (classification), GIoU weighted by the centerness targets
-(regression) and BCE (centerness), normalised by the number of positives and the
-centerness-target sum reduced over all processes.
+Assignment (one function per MODEL.ATSS.POSITIVE_TYPE, looked up in ASSIGNERS, each
+vectorised over anchors and gts) gives every anchor the index of its ground truth, BACKGROUND
+or IGNORE; the losses are sigmoid focal loss (classification), GIoU weighted by the
+centerness targets (regression) and BCE (centerness), normalised by the number of positives
+and the centerness-target sum reduced over all processes.
 """
 import torch
 from torch import nn
@@ -150,19 +150,34 @@ def giou_loss(pred_boxes, target_boxes, weight=None):
     return losses.sum()
 
 
+# MODEL.ATSS.POSITIVE_TYPE -> assigner, all with one signature:
+# (anchors [A, 4], num_anchors_per_level, targets_per_image, gt_boxes [G, 4] xyxy, settings) -> [A] gt index,
+# where settings carries topk, num_anchors_per_location and matcher (an ATSSLossComputation does)
+ASSIGNERS = {
+    "ATSS": lambda anchors, counts, targets, gt_boxes, s: assign_atss(
+        anchors, counts, gt_boxes, s.topk * s.num_anchors_per_location),
+    "SSC": lambda anchors, counts, targets, gt_boxes, s: assign_ssc(anchors, counts, gt_boxes, targets.area()),
+    "IoU": lambda anchors, counts, targets, gt_boxes, s: assign_iou(anchors, gt_boxes, s.matcher),
+    "TOPK": lambda anchors, counts, targets, gt_boxes, s: assign_topk(anchors, gt_boxes, s.topk),
+}
+
+
 class ATSSLossComputation:
-    def __init__(self, cfg, box_coder):
-        atss = cfg.MODEL.ATSS
-        if atss.POSITIVE_TYPE not in ("ATSS", "SSC", "IoU", "TOPK"):
-            raise ValueError("MODEL.ATSS.POSITIVE_TYPE must be one of ATSS, SSC, IoU, TOPK; got {!r}".format(
-                atss.POSITIVE_TYPE))
-        self.positive_type = atss.POSITIVE_TYPE
-        self.topk = atss.TOPK
-        self.num_anchors_per_loc = len(atss.ASPECT_RATIOS) * atss.SCALES_PER_OCTAVE
-        self.reg_loss_weight = atss.REG_LOSS_WEIGHT
-        self.cls_loss_func = SigmoidFocalLoss(atss.LOSS_GAMMA, atss.LOSS_ALPHA)
+    """Assigns anchors to gts with ``ASSIGNERS[positive_type]`` and computes the three losses.
+    Keyword-only, so that like-typed settings (gamma/alpha, the IoU thresholds) cannot be swapped."""
+
+    def __init__(self, *, positive_type, topk, num_anchors_per_location, fg_iou_threshold, bg_iou_threshold,
+                 focal_gamma, focal_alpha, reg_loss_weight, box_coder):
+        if positive_type not in ASSIGNERS:
+            raise ValueError("MODEL.ATSS.POSITIVE_TYPE must be one of {}; got {!r}".format(
+                ", ".join(ASSIGNERS), positive_type))
+        self.positive_type = positive_type
+        self.topk = topk
+        self.num_anchors_per_location = num_anchors_per_location
+        self.reg_loss_weight = reg_loss_weight
+        self.cls_loss_func = SigmoidFocalLoss(focal_gamma, focal_alpha)
         self.centerness_loss_func = nn.BCEWithLogitsLoss(reduction="sum")
-        self.matcher = Matcher(atss.FG_IOU_THRESHOLD, atss.BG_IOU_THRESHOLD, True)
+        self.matcher = Matcher(fg_iou_threshold, bg_iou_threshold, True)
         self.box_coder = box_coder
 
     def assign(self, anchors_per_level, targets_per_image):
@@ -174,13 +189,7 @@ class ATSSLossComputation:
         gt_boxes = targets_per_image.convert("xyxy").bbox
         if gt_boxes.shape[0] == 0:
             return torch.full((anchors.shape[0],), BACKGROUND, dtype=torch.int64, device=anchors.device)
-        if self.positive_type == "ATSS":
-            return assign_atss(anchors, counts, gt_boxes, self.topk * self.num_anchors_per_loc)
-        if self.positive_type == "SSC":
-            return assign_ssc(anchors, counts, gt_boxes, targets_per_image.area())
-        if self.positive_type == "TOPK":
-            return assign_topk(anchors, gt_boxes, self.topk)
-        return assign_iou(anchors, gt_boxes, self.matcher)
+        return ASSIGNERS[self.positive_type](anchors, counts, targets_per_image, gt_boxes, self)
 
     def prepare_targets(self, targets, anchors):
         """Per image: labels [A] (0 background, -1 ignore, else class) and regression targets [A, 4]."""
@@ -244,4 +253,12 @@ class ATSSLossComputation:
 
 
 def make_atss_loss_evaluator(cfg, box_coder):
-    return ATSSLossComputation(cfg, box_coder)
+    """The one place that reads the loss settings from the config (MODEL.ATSS.*)."""
+    atss = cfg.MODEL.ATSS
+    return ATSSLossComputation(
+        positive_type=atss.POSITIVE_TYPE, topk=atss.TOPK,
+        num_anchors_per_location=len(atss.ASPECT_RATIOS) * atss.SCALES_PER_OCTAVE,
+        fg_iou_threshold=atss.FG_IOU_THRESHOLD, bg_iou_threshold=atss.BG_IOU_THRESHOLD,
+        focal_gamma=atss.LOSS_GAMMA, focal_alpha=atss.LOSS_ALPHA, reg_loss_weight=atss.REG_LOSS_WEIGHT,
+        box_coder=box_coder,
+    )

@@ -14,12 +14,14 @@ REPEAT_GRACE_SECONDS = 1.0
 
 class StopRequest:
     """Context manager around the training loop. ``signum`` is the first stop signal received
-    (None until then). Handlers are only installed in the main thread (where Python delivers
-    signals) and the previous ones are restored on exit."""
+    (None until then); ``on_request(signum)`` is called when it arrives. Handlers are only
+    installed in the main thread (where Python delivers signals) and the previous ones are
+    restored on exit."""
 
-    def __init__(self, logger=None):
+    def __init__(self, logger=None, on_request=None):
         self.signum = None
         self.logger = logger or logging.getLogger(__name__)
+        self.on_request = on_request
         self._previous = {}
 
     def _handle(self, signum, frame):
@@ -29,6 +31,8 @@ class StopRequest:
             os._exit(128 + signum)  # a second request: no more saving
         self.signum = signum
         self.received_at = time.monotonic()
+        if self.on_request is not None:
+            self.on_request(signum)
         self.logger.warning("received %s: saving a checkpoint after this iteration, then stopping (send it again "
                             "to stop at once)", signal.Signals(signum).name)
 

@@ -1,4 +1,4 @@
-"""The model suite of tools/benchmark.py: atss_core's ATSS R-50-FPN against torchvision's
+"""The model suite of tools/benchmark.py (--model): atss_core's ATSS R-50-FPN against torchvision's
 FCOS and RetinaNet R-50-FPN, and against the machine's own limits, in one run.
 
 Every case runs on the same random inputs and threads, the models interleaved (one repeat
@@ -7,29 +7,16 @@ median of the repeats. Weights are random (weights=None everywhere), as only spe
 """
 import math
 import os
-import statistics
 import time
 
 import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from atss_core.benchmark.timing import interleaved_medians
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 ATSS_CONFIG = os.path.join(ROOT, "configs", "atss", "atss_R_50_FPN_1x.yaml")
-
-
-def interleaved_medians(named_fns, warmup, repeats):
-    """{name: median seconds} of callables run round-robin."""
-    for _ in range(warmup):
-        for fn in named_fns.values():
-            fn()
-    times = {name: [] for name in named_fns}
-    for _ in range(repeats):
-        for name, fn in named_fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 # ---------------------------------------------------------------- models
@@ -329,13 +316,13 @@ def evaluation_case():
 
 
 def onnx_case(height, width, warmup, repeats):
-    """onnxruntime (CPU) running tools/export_onnx.py's graph against the eager model as
+    """onnxruntime (CPU) running the exported graph (export/onnx.py) against the eager model as
     test_net.py runs it (optimized), same input; the agreement of their detections is checked."""
     import tempfile
 
     import onnxruntime
 
-    import export_onnx
+    from atss_core.export import onnx as export_onnx
     from atss_core.modeling.fusion import optimize_for_inference
 
     # INFERENCE_TH 0: random weights then give the full set of detections a trained model gives
@@ -376,13 +363,12 @@ def quickstart_training_case(iterations=60, skip=5):
 
     from atss_core.config import cfg as default_cfg
     from atss_core.data.synthetic import make_synthetic_dataset
-    from train_net import train
+    from atss_core.engine.defaults import train
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with tempfile.TemporaryDirectory() as tmp:
         make_synthetic_dataset(os.path.join(tmp, "synthetic"), num_train=64, num_val=1)
         cfg = default_cfg.clone()
-        cfg.merge_from_file(os.path.join(root, "configs", "quickstart", "atss_R_18_synthetic.yaml"))
+        cfg.merge_from_file(os.path.join(ROOT, "configs", "quickstart", "atss_R_18_synthetic.yaml"))
         data = os.path.join(tmp, "synthetic")
         cfg.merge_from_list([
             "DATASETS.TRAIN", ("coco:{0}/train:{0}/annotations/instances_train.json".format(data),),
@@ -532,7 +518,7 @@ def update_readme(readme_path, report):
     with open(readme_path) as f:
         text = f.read()
     if README_BEGIN not in text or README_END not in text:
-        raise SystemExit("{} has no model-benchmark markers".format(readme_path))
+        raise ValueError("{} has no model-benchmark markers".format(readme_path))
     head, rest = text.split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)
     with open(readme_path, "w") as f:

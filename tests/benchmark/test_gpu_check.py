@@ -9,8 +9,7 @@ import torch
 
 from tests.conftest import ROOT
 
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import gpu_check  # noqa: E402
+from atss_core.benchmark import gpu_check
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: make gpu-check runs for real")

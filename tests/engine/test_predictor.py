@@ -1,6 +1,3 @@
-import os
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -9,9 +6,7 @@ from atss_core.modeling.detector import build_detection_model
 
 from ..modeling.test_training import tiny_cfg
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "demo"))
-from predictor import ATSSDemo, default_class_names  # noqa: E402
+from atss_core.engine.predictor import ATSSDemo, default_class_names
 
 
 @pytest.fixture(scope="module")

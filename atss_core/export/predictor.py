@@ -1,19 +1,15 @@
-"""ONNXDemo: the exported detector (tools/export_onnx.py) run by onnxruntime, with the same
+"""ONNXDemo: the exported detector (export/onnx.py) run by onnxruntime, with the same
 pre-processing, thresholds and drawings as ATSSDemo."""
 import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from atss_core.structures.bounding_box import BoxList  # noqa: E402
-from predictor import ATSSDemo  # noqa: E402
+from atss_core.engine.predictor import ATSSDemo
+from atss_core.structures.bounding_box import BoxList
 
 
 class ONNXDemo(ATSSDemo):
-    """``onnx_path``: a file written by tools/export_onnx.py with the same config ``cfg``."""
+    """``onnx_path``: a file written by tools/export_onnx.py (export/onnx.py) with the same config ``cfg``."""
 
     def __init__(self, cfg, onnx_path, confidence_threshold=0.5, class_names=None, default_threshold=0.5):
         import onnxruntime

@@ -1,0 +1,250 @@
+"""The steps of tools/gpu_check.py (`make gpu-check`), which proves that atss_core runs on a GPU:
+
+1. builds atss_core._C with its CUDA kernels when the installed build has none (CUDA_HOME
+   from the environment or from the nvcc on PATH);
+2. runs the CUDA tests (the test variants that skip on machines without a GPU);
+3. times the compiled ops against torchvision (tools/benchmark.py --ops --device cuda) and
+   the detector (R-50-FPN inference at 800x1333 and a training step, float32 and float16,
+   against torchvision's FCOS);
+4. trains the quickstart config on the GPU for --iterations iterations in float32 and with
+   DTYPE float16, and compares the first iterations' losses with the same run (same SEED,
+   same batches) on the CPU.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import torch
+
+from atss_core.benchmark import model as bm
+from atss_core.benchmark.ops import run_ops_suite
+from atss_core.benchmark.timing import median_seconds
+
+ROOT = bm.ROOT
+
+QUICKSTART_CONFIG = os.path.join(ROOT, "configs", "quickstart", "atss_R_18_synthetic.yaml")
+COMPARED_ITERATIONS = 5
+# float32 on both devices (TF32 off): only summation order differs; float16 rounds much more
+LOSS_RTOL = {"float32": 1e-3, "float16": 3e-2}
+REBUILT_FLAG = "ATSS_GPU_CHECK_REBUILT"
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def require_gpu():
+    if not torch.cuda.is_available():
+        raise RuntimeError("gpu-check needs a CUDA GPU, and torch.cuda.is_available() is False on this machine "
+                         "(torch {}, built for CUDA {}): run it where `nvidia-smi` lists a GPU".format(
+                             torch.__version__, torch.version.cuda))
+
+
+def cuda_home():
+    """CUDA_HOME, or the root of the toolkit whose nvcc is on PATH (through a wrapper script)."""
+    if os.environ.get("CUDA_HOME"):
+        return os.environ["CUDA_HOME"]
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        raise CheckFailed("no nvcc on PATH and CUDA_HOME is not set: install the CUDA toolkit")
+    nvcc = os.path.realpath(nvcc)
+    with open(nvcc, "rb") as f:
+        head = f.read(4096)
+    if head.startswith(b"#!"):  # a wrapper that execs the real compiler
+        found = re.search(rb"(/[^\s\"']*/bin/nvcc)", head)
+        if found:
+            nvcc = found.group(1).decode()
+    return os.path.dirname(os.path.dirname(nvcc))
+
+
+def ensure_cuda_extension():
+    """Rebuilds atss_core._C with CUDA kernels when needed, then re-runs this script (the
+    rebuilt extension cannot be imported into a process that already loaded the old one, so
+    the command that is running starts again)."""
+    from atss_core import _C
+
+    if _C.built_with_cuda():
+        return "installed build has CUDA kernels"
+    if os.environ.get(REBUILT_FLAG):
+        raise CheckFailed("atss_core._C was rebuilt but still has no CUDA kernels")
+    env = dict(os.environ, FORCE_CUDA="1", CUDA_HOME=cuda_home(), MAX_JOBS=os.environ.get("MAX_JOBS", "8"))
+    env[REBUILT_FLAG] = "1"
+    print("building atss_core._C with CUDA kernels (CUDA_HOME={}) ...".format(env["CUDA_HOME"]), flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", "--no-deps", "-e", ROOT],
+                   env=env, check=True)
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+def run_cuda_tests():
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda",
+                             os.path.join(ROOT, "tests")], cwd=ROOT, capture_output=True, text=True)
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-500:]
+    print(result.stdout[-4000:], flush=True)
+    if result.returncode != 0:
+        raise CheckFailed("CUDA tests: " + summary)
+    if " passed" not in summary:
+        raise CheckFailed("CUDA tests: none ran ({})".format(summary))
+    return summary
+
+
+def run_ops_benchmark(json_path):
+    report = run_ops_suite(torch.device("cuda"), warmup=2, repeats=7)
+    with open(json_path, "w") as f:
+        json.dump(report, f, indent=2)
+    results = report["results"]
+    worst = max(results, key=lambda r: r["ratio"])
+    return "{} cases, ours/torchvision ratio {:.2f}..{:.2f} (worst: {})".format(
+        len(results), min(r["ratio"] for r in results), worst["ratio"], worst["case"])
+
+
+def cuda_seconds(fn, warmup=3, repeats=10):
+    return median_seconds(fn, warmup, repeats, device="cuda")
+
+
+def model_timings(device=torch.device("cuda")):
+    """Milliseconds: R-50-FPN inference per image at 800x1333 and one training step (batch 2 at
+    800x1216), ours and torchvision FCOS, float32 and float16 autocast."""
+    rows = {}
+    for amp in (None, torch.float16):
+        tag = "fp16" if amp else "fp32"
+        autocast = torch.autocast("cuda", dtype=amp, enabled=amp is not None)
+        cfg, atss = bm.build_atss()
+        atss = atss.to(device).eval()
+        fcos = bm.build_torchvision("fcos", 800, 1333).to(device).eval()
+        cpu_images = bm.random_images(1, 800, 1333)
+        images = [image.to(device) for image in cpu_images]
+        batch = bm.atss_inputs(cpu_images, cfg).to(device)
+
+        def infer(model, inputs):
+            def fn():
+                with torch.inference_mode(), autocast:
+                    model(inputs)
+            return fn
+
+        rows["inference 800x1333 " + tag] = (cuda_seconds(infer(atss, batch)) * 1e3,
+                                             cuda_seconds(infer(fcos, images)) * 1e3)
+        cpu_train_images = bm.random_images(2, 800, 1216)
+        train_images = [image.to(device) for image in cpu_train_images]
+        train_batch = bm.atss_inputs(cpu_train_images, cfg).to(device)
+        targets = [t.to(device) for t in bm.atss_targets(cpu_train_images)]
+        tv_targets = [{k: v.to(device) for k, v in t.items()} for t in bm.torchvision_targets(cpu_train_images)]
+
+        def step(model, call):
+            model.train()
+            optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
+            scaler = torch.amp.GradScaler("cuda", enabled=amp is not None)
+
+            def fn():
+                with autocast:
+                    losses = call(model)
+                optimizer.zero_grad()
+                scaler.scale(sum(losses.values())).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            return fn
+
+        rows["training step batch 2 " + tag] = (
+            cuda_seconds(step(atss, lambda m: m(train_batch, targets)), repeats=5) * 1e3,
+            cuda_seconds(step(fcos, lambda m: m(train_images, tv_targets)), repeats=5) * 1e3)
+    return rows
+
+
+def training_losses(device, dtype, iterations, output_dir, seed=0):
+    """Trains the quickstart config (synthetic data, generated when missing) and returns its
+    per-iteration history."""
+    import logging
+
+    from atss_core.config import cfg as default_cfg
+    from atss_core.data.synthetic import make_synthetic_dataset
+    from atss_core.engine.defaults import train
+
+    data = os.path.join(ROOT, "datasets", "synthetic")
+    if not os.path.isfile(os.path.join(data, "annotations", "instances_train.json")):
+        make_synthetic_dataset(data)
+    cfg = default_cfg.clone()
+    cfg.merge_from_file(QUICKSTART_CONFIG)
+    cfg.merge_from_list([
+        "MODEL.DEVICE", device, "DTYPE", dtype, "SEED", seed, "SOLVER.MAX_ITER", iterations,
+        "SOLVER.CHECKPOINT_PERIOD", 0, "OUTPUT_DIR", output_dir,
+        "DATASETS.TRAIN", ("coco:{0}/train:{0}/annotations/instances_train.json".format(data),)])
+    cfg.freeze()
+    logger = logging.getLogger("atss_core.gpu_check")
+    history = []
+    previous = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        train(cfg, 0, False, logger, log_period=100, history=history)
+    finally:
+        os.chdir(previous)
+    return history
+
+
+LOSS_KEYS = ("loss_cls", "loss_reg", "loss_centerness")
+
+
+def compare_losses(reference, other, rtol, count=COMPARED_ITERATIONS):
+    """The largest relative difference over the first ``count`` iterations' losses, and
+    whether it is within ``rtol``."""
+    worst = 0.0
+    for ref, got in zip(reference[:count], other[:count]):
+        for key in LOSS_KEYS:
+            worst = max(worst, abs(got[key] - ref[key]) / max(abs(ref[key]), 1e-12))
+    return worst, worst <= rtol
+
+
+def training_check(iterations, output_root):
+    torch.backends.cudnn.allow_tf32 = False  # float32 means float32 for the comparison
+    torch.backends.cuda.matmul.allow_tf32 = False
+    cpu = training_losses("cpu", "float32", COMPARED_ITERATIONS, os.path.join(output_root, "cpu"))
+    lines, failed = [], []
+    for dtype in ("float32", "float16"):
+        gpu = training_losses("cuda", dtype, iterations, os.path.join(output_root, "cuda_" + dtype))
+        worst, ok = compare_losses(cpu, gpu, LOSS_RTOL[dtype])
+        totals = [sum(h[k] for k in LOSS_KEYS) for h in gpu]
+        finite = all(t == t and abs(t) != float("inf") for t in totals)
+        start, end = sum(totals[:10]) / 10, sum(totals[-10:]) / 10
+        lines.append("{}: first {} iterations within {:.1e} of the CPU run (tolerance {:.0e}); loss {:.3f} -> {:.3f} "
+                     "over {} iterations".format(dtype, COMPARED_ITERATIONS, worst, LOSS_RTOL[dtype], start, end,
+                                                 len(gpu)))
+        if not (ok and finite and end < start):
+            failed.append(lines[-1])
+    if failed:
+        raise CheckFailed("; ".join(failed))
+    return "; ".join(lines)
+
+
+def run_checks(iterations, json_path):
+    """Runs every step (see the module docstring), prints a summary table and writes it as
+    JSON; returns whether every step passed."""
+    require_gpu()
+    output_root = os.path.join(os.path.dirname(os.path.abspath(json_path)), "gpu_check")
+    os.makedirs(output_root, exist_ok=True)
+    steps = [
+        ("CUDA extension", ensure_cuda_extension),
+        ("CUDA tests", run_cuda_tests),
+        ("ops benchmark (ours / torchvision)", lambda: run_ops_benchmark(os.path.join(output_root, "ops.json"))),
+        ("model benchmark", lambda: "; ".join("{}: {:.1f} ms (FCOS {:.1f} ms)".format(name, ours, fcos)
+                                              for name, (ours, fcos) in model_timings().items())),
+        ("quickstart training, GPU vs CPU", lambda: training_check(iterations, output_root)),
+    ]
+    summary = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
+               "steps": []}
+    for name, step in steps:
+        start = time.time()
+        try:
+            detail, ok = step(), True
+        except Exception as error:  # noqa: BLE001 -- every failure goes into the summary
+            detail, ok = "{}: {}".format(type(error).__name__, error), False
+        summary["steps"].append({"step": name, "ok": ok, "seconds": round(time.time() - start, 1), "detail": detail})
+        print("[{}] {}: {}".format("ok" if ok else "FAILED", name, detail), flush=True)
+    print("\ngpu-check on {} (torch {}, CUDA {})".format(summary["device"], summary["torch"], summary["cuda"]))
+    print("| step | result | seconds | detail |\n|---|---|---|---|")
+    for s in summary["steps"]:
+        print("| {} | {} | {} | {} |".format(s["step"], "ok" if s["ok"] else "FAILED", s["seconds"], s["detail"]))
+    with open(json_path, "w") as f:
+        json.dump(summary, f, indent=2)
+    return all(s["ok"] for s in summary["steps"])

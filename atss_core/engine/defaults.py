@@ -1,0 +1,119 @@
+"""What the commands do, as functions: train a model from a config (with the default hooks),
+evaluate it on DATASETS.TEST, and load the weights to evaluate. tools/train_net.py,
+tools/test_net.py and tools/quickstart.py call these after engine/launch.py's start-up."""
+import logging
+import os
+
+import torch
+
+from atss_core.data.build import make_data_loader
+from atss_core.engine.hooks import Checkpoints, History, NonFiniteLossCheck, Progress, StopSignals, Tracking
+from atss_core.engine.inference import inference
+from atss_core.engine.precision import check_dtype
+from atss_core.engine.trainer import do_train
+from atss_core.modeling.detector import build_detection_model
+from atss_core.modeling.fusion import optimize_for_inference
+from atss_core.solver import make_lr_scheduler, make_optimizer
+from atss_core.utils.checkpoint import Checkpointer
+from atss_core.utils.comm import get_rank, synchronize
+from atss_core.utils.seed import resolve_seed, seed_everything
+
+
+def default_hooks(checkpointer, checkpoint_period, logger=None, log_period=20, progress=False, history=None,
+                  tracker=None):
+    """The hooks of a training run, in the order they act after each step: the NaN check,
+    stop signals, the log (and a tqdm bar with ``progress``), per-iteration records appended to
+    ``history`` (a list), scalars to ``tracker`` (engine/tensorboard.py), then checkpoints
+    every ``checkpoint_period`` iterations and at the end."""
+    logger = logger or logging.getLogger("atss_core.trainer")
+    hooks = [NonFiniteLossCheck(checkpointer), StopSignals(logger), Progress(logger, log_period, progress)]
+    if history is not None:
+        hooks.append(History(history))
+    if tracker is not None:
+        hooks.append(Tracking(tracker))
+    hooks.append(Checkpoints(checkpointer, checkpoint_period, logger))
+    return hooks
+
+
+def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, history=None, tracker=None):
+    """Builds the model, resumes from OUTPUT_DIR or loads MODEL.WEIGHT, and trains to
+    SOLVER.MAX_ITER with the default hooks (``progress``/``history``/``tracker``: see
+    default_hooks). Returns the model (DDP-wrapped when distributed). The run's seed (SEED, or
+    the random one it drew) is saved in its checkpoints and a resumed run continues with it."""
+    seed = resolve_seed(cfg.SEED)
+    seed_everything(seed)
+    model = build_detection_model(cfg)
+    device = torch.device(cfg.MODEL.DEVICE)
+    model.to(device)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_lr_scheduler(cfg, optimizer)
+    checkpointer = Checkpointer(cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR, save_to_disk=get_rank() == 0,
+                                logger=logger)
+    arguments = {"iteration": 0, "seed": seed}
+    arguments.update({k: v for k, v in checkpointer.load(cfg.MODEL.WEIGHT).items()
+                      if k in ("iteration", "seed", "grad_scaler")})
+    if arguments["seed"] != seed:
+        logger.info("resumed run: continuing with its seed %d (SEED is %d)", arguments["seed"], cfg.SEED)
+    logger.info("seed %d", arguments["seed"])
+    if distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None, broadcast_buffers=False)
+    if arguments["iteration"] >= cfg.SOLVER.MAX_ITER:
+        logger.info("already trained to iteration %d (SOLVER.MAX_ITER %d)", arguments["iteration"],
+                    cfg.SOLVER.MAX_ITER)
+        return model
+    data_loader = make_data_loader(cfg, is_train=True, start_iter=arguments["iteration"], seed=arguments["seed"])
+    hooks = default_hooks(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, logger, log_period, progress, history, tracker)
+    do_train(model, data_loader, optimizer, scheduler, device, arguments, hooks, use_amp=check_dtype(cfg))
+    return model
+
+
+def is_backbone_only_weight(weight):
+    """The configs' ImageNet backbone weights (catalog://... or a Detectron .pkl), not a detector."""
+    return weight.startswith("catalog://") or weight.endswith(".pkl")
+
+
+def load_model_for_evaluation(cfg, logger=None):
+    """The detector with the weights to evaluate: MODEL.WEIGHT when it names a checkpoint;
+    OUTPUT_DIR's last checkpoint when MODEL.WEIGHT is empty or the ImageNet backbone. Folded
+    for inference when TEST.OPTIMIZE_FOR_INFERENCE."""
+    model = build_detection_model(cfg)
+    device = torch.device(cfg.MODEL.DEVICE)
+    model.to(device)
+    checkpointer = Checkpointer(cfg, model, save_dir=cfg.OUTPUT_DIR, logger=logger)
+    backbone_only = is_backbone_only_weight(cfg.MODEL.WEIGHT)
+    if cfg.MODEL.WEIGHT and not backbone_only:
+        checkpointer.load(cfg.MODEL.WEIGHT, use_latest=False, strict=True)
+    elif checkpointer.has_checkpoint():
+        checkpointer.load()
+    elif backbone_only:
+        raise ValueError("MODEL.WEIGHT {} holds ImageNet backbone weights only, not a detector: set MODEL.WEIGHT to "
+                         "a trained checkpoint (.pth) or OUTPUT_DIR to a training run".format(cfg.MODEL.WEIGHT))
+    else:
+        raise ValueError("no weights to evaluate: set MODEL.WEIGHT or point OUTPUT_DIR at a training run")
+    if cfg.TEST.OPTIMIZE_FOR_INFERENCE:
+        optimize_for_inference(model, channels_last=device.type == "cpu")
+    return model
+
+
+def inference_folder(cfg, dataset_name):
+    """OUTPUT_DIR/inference/<dataset name> (None without OUTPUT_DIR)."""
+    if not cfg.OUTPUT_DIR:
+        return None
+    return os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name.replace("/", "_").replace(":", "_"))
+
+
+def run_test(cfg, model, distributed=False, logger=None, tracker=None, iteration=0):
+    """Evaluates ``model`` on every DATASETS.TEST entry; returns {dataset name: report}.
+    ``tracker`` (TensorBoard) receives each report at step ``iteration``."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module  # inference needs no gradient synchronisation
+    reports = {}
+    loaders = make_data_loader(cfg, is_train=False)
+    for name, loader in zip(cfg.DATASETS.TEST, loaders):
+        reports[name] = inference(model, loader, name, torch.device(cfg.MODEL.DEVICE),
+                                  output_folder=inference_folder(cfg, name), logger=logger,
+                                  use_amp=check_dtype(cfg), bbox_aug_cfg=cfg if cfg.TEST.BBOX_AUG.ENABLED else None,
+                                  coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tracker=tracker, iteration=iteration)
+        synchronize()
+    return reports

@@ -1,0 +1,78 @@
+"""The POSITIVE_TYPE -> assigner table, the loss's explicit constructor and the choice of the
+rpn head through its registry."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from atss_core.config import cfg as default_cfg
+from atss_core.modeling.box_coder import BoxCoder
+from atss_core.modeling.matcher import Matcher
+from atss_core.modeling.rpn.atss.loss import (ASSIGNERS, ATSSLossComputation, assign_atss, assign_iou, assign_ssc,
+                                              assign_topk, make_atss_loss_evaluator)
+from atss_core.modeling.rpn.rpn import build_rpn
+from atss_core.structures import BoxList
+
+
+def scene():
+    torch.manual_seed(0)
+    xy = torch.rand(60, 2) * 200
+    anchors = torch.cat([xy, xy + torch.rand(60, 2) * 80 + 8], dim=1)
+    gxy = torch.rand(3, 2) * 150
+    gt_boxes = torch.cat([gxy, gxy + torch.rand(3, 2) * 90 + 20], dim=1)
+    targets = BoxList(gt_boxes, (300, 300))
+    return anchors, [40, 20], targets, gt_boxes
+
+
+def test_table_covers_the_config_values_and_calls_its_assigner():
+    anchors, counts, targets, gt_boxes = scene()
+    settings = SimpleNamespace(topk=3, num_anchors_per_location=2, matcher=Matcher(0.5, 0.4, True))
+    expected = {
+        "ATSS": assign_atss(anchors, counts, gt_boxes, 6),
+        "SSC": assign_ssc(anchors, counts, gt_boxes, targets.area()),
+        "IoU": assign_iou(anchors, gt_boxes, settings.matcher),
+        "TOPK": assign_topk(anchors, gt_boxes, 3),
+    }
+    assert set(ASSIGNERS) == set(expected)
+    for name, assigner in ASSIGNERS.items():
+        assert torch.equal(assigner(anchors, counts, targets, gt_boxes, settings), expected[name]), name
+
+
+def test_loss_takes_explicit_settings_and_the_config_maker_reads_them():
+    cfg = default_cfg.clone()
+    cfg.merge_from_list(["MODEL.ATSS.POSITIVE_TYPE", "TOPK", "MODEL.ATSS.TOPK", 7, "MODEL.ATSS.REG_LOSS_WEIGHT", 3.0])
+    made = make_atss_loss_evaluator(cfg, BoxCoder(cfg))
+    assert (made.positive_type, made.topk, made.reg_loss_weight) == ("TOPK", 7, 3.0)
+    assert made.num_anchors_per_location == len(cfg.MODEL.ATSS.ASPECT_RATIOS) * cfg.MODEL.ATSS.SCALES_PER_OCTAVE
+    direct = ATSSLossComputation(positive_type="TOPK", topk=7, num_anchors_per_location=1, fg_iou_threshold=0.5,
+                                 bg_iou_threshold=0.4, focal_gamma=2.0, focal_alpha=0.25, reg_loss_weight=3.0,
+                                 box_coder=BoxCoder(cfg))
+    anchors, counts, targets, _ = scene()
+    assert torch.equal(direct._assign(anchors, counts, targets), made._assign(anchors, counts, targets))
+
+
+def test_unknown_positive_type_names_the_key_and_the_choices():
+    cfg = default_cfg.clone()
+    cfg.merge_from_list(["MODEL.ATSS.POSITIVE_TYPE", "ATTS"])
+    with pytest.raises(ValueError, match=r"MODEL\.ATSS\.POSITIVE_TYPE must be one of ATSS, SSC, IoU, TOPK; got 'ATTS'"):
+        make_atss_loss_evaluator(cfg, BoxCoder(cfg))
+
+
+@pytest.mark.parametrize("flags,message", [
+    ({"MODEL.FCOS_ON": True}, "unknown rpn head 'FCOS'; registered: ATSS"),
+    ({"MODEL.RETINANET_ON": True}, "unknown rpn head 'RetinaNet'; registered: ATSS"),
+    ({}, "exactly one of MODEL.ATSS_ON, MODEL.FCOS_ON, MODEL.RETINANET_ON must be True"),
+    ({"MODEL.ATSS_ON": True, "MODEL.FCOS_ON": True}, "exactly one of MODEL.ATSS_ON"),
+])
+def test_build_rpn_chooses_the_head_through_the_registry(flags, message):
+    cfg = default_cfg.clone()
+    for key, value in flags.items():
+        cfg.merge_from_list([key, value])
+    with pytest.raises((KeyError, ValueError), match=message):
+        build_rpn(cfg, 32)
+
+
+def test_build_rpn_builds_the_atss_head():
+    cfg = default_cfg.clone()
+    cfg.merge_from_list(["MODEL.ATSS_ON", True, "MODEL.DEVICE", "cpu"])
+    assert type(build_rpn(cfg, 32)).__name__ == "ATSSModule"
