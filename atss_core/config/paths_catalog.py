@@ -1,4 +1,5 @@
-"""Where named datasets and weights live on this machine (no downloads: local paths only).
+"""Where named datasets and weights live: dataset names -> local paths, catalog:// weight
+names -> their download address and their place in the weights cache.
 
 Datasets: the official names (coco_2017_train, voc_2007_test, ...) resolve under the data
 root ``$ATSS_DATA_DIR`` (default: ./datasets), laid out as in the official code
@@ -10,15 +11,17 @@ The small real-photo set shipped with the repository (data/raccoon, one class) i
 as raccoon_train / raccoon_val (COCO json) and raccoon_voc_train / raccoon_voc_val (VOC xml);
 those names resolve inside the repository, whatever the data root.
 
-``catalog://ImageNetPretrained/MSRA/R-50`` resolves to ``$ATSS_WEIGHTS_DIR/ImageNetPretrained/MSRA/R-50.pkl``
-(default directory: ~/.cache/atss_core/weights). Put the Detectron ImageNet files there.
+``catalog://ImageNetPretrained/MSRA/R-50`` is cached as ``$ATSS_WEIGHTS_DIR/ImageNetPretrained/MSRA/R-50.pkl``
+(default directory: ~/.cache/atss_core/weights) and downloaded from Detectron's address there
+(``$ATSS_CATALOG_URL`` replaces that address, for mirrors) when it is missing (atss_core/weights).
 """
 import os
 
 SHIPPED_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "data")
 DEFAULT_WEIGHTS_DIR = os.path.join(os.path.expanduser("~"), ".cache", "atss_core", "weights")
-# the official (Detectron) download location, quoted in error messages
+# the official (Detectron) download location; ATSS_CATALOG_URL replaces it (a mirror)
 DETECTRON_URL = "https://dl.fbaipublicfiles.com/detectron"
+CATALOG_URL_ENV = "ATSS_CATALOG_URL"
 
 
 def _coco(img_dir, ann_file):
@@ -96,14 +99,19 @@ class ModelCatalog:
         return os.environ.get("ATSS_WEIGHTS_DIR", DEFAULT_WEIGHTS_DIR)
 
     @staticmethod
-    def get(name):
-        """Local path of catalog entry ``name`` (without the catalog:// prefix)."""
+    def _check(name):
         if name not in ModelCatalog.KNOWN:
             raise KeyError("unknown catalog:// weights {!r}; known: {}".format(name, ", ".join(ModelCatalog.KNOWN)))
-        path = os.path.join(ModelCatalog.weights_dir(), name + ".pkl")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                "catalog://{} resolves to {}, which does not exist. Download {}/{} there (or set "
-                "ATSS_WEIGHTS_DIR), or set MODEL.WEIGHT to a local file.".format(
-                    name, path, DETECTRON_URL, ModelCatalog.DOWNLOAD_PATHS[name]))
-        return path
+
+    @staticmethod
+    def get(name):
+        """The cache path of catalog entry ``name`` (without the catalog:// prefix)."""
+        ModelCatalog._check(name)
+        return os.path.join(ModelCatalog.weights_dir(), name + ".pkl")
+
+    @staticmethod
+    def url(name):
+        """The download address of catalog entry ``name``."""
+        ModelCatalog._check(name)
+        base = os.environ.get(CATALOG_URL_ENV, "") or DETECTRON_URL
+        return base.rstrip("/") + "/" + ModelCatalog.DOWNLOAD_PATHS[name]

@@ -17,6 +17,7 @@ from atss_core.solver import make_lr_scheduler, make_optimizer
 from atss_core.utils.checkpoint import Checkpointer
 from atss_core.utils.comm import get_rank, synchronize
 from atss_core.utils.seed import resolve_seed, seed_everything
+from atss_core.weights.sources import CATALOG_PREFIX, TORCHVISION_PREFIX
 
 
 def default_hooks(checkpointer, checkpoint_period, logger=None, log_period=20, progress=False, history=None,
@@ -69,8 +70,9 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
 
 
 def is_backbone_only_weight(weight):
-    """The configs' ImageNet backbone weights (catalog://... or a Detectron .pkl), not a detector."""
-    return weight.startswith("catalog://") or weight.endswith(".pkl")
+    """The configs' ImageNet backbone weights (catalog://, torchvision:// or a Detectron .pkl),
+    not a detector."""
+    return weight.startswith((CATALOG_PREFIX, TORCHVISION_PREFIX)) or weight.endswith(".pkl")
 
 
 def load_model_for_evaluation(cfg, logger=None):

@@ -1,16 +1,15 @@
 """Checkpointer: atomic saves, resume from OUTPUT_DIR/last_checkpoint, and loading of
-official-format checkpoints and Caffe2 ImageNet weights by name."""
+official-format checkpoints and Caffe2 ImageNet weights by name (a path, catalog://,
+http(s):// or torchvision://, see atss_core/weights/sources.py)."""
 import logging
 import os
 
 import torch
 
-from atss_core.config.paths_catalog import ModelCatalog
 from atss_core.utils.c2_model_loading import load_c2_format
 from atss_core.utils.model_serialization import load_state_dict
 from atss_core.utils.weight_files import UntrustedWeightsError, read_torch_file
-
-CATALOG_PREFIX = "catalog://"
+from atss_core.weights.sources import resolve_weights
 
 
 def atomic_torch_save(obj, path):
@@ -97,8 +96,7 @@ class Checkpointer:
         return {}
 
     def _load_file(self, f):
-        if f.startswith(CATALOG_PREFIX):
-            f = ModelCatalog.get(f[len(CATALOG_PREFIX):])
+        f = resolve_weights(f)
         if not os.path.isfile(f):
             raise FileNotFoundError("checkpoint/weights file not found: {}".format(f))
         trusted = self._trusted()

@@ -10,6 +10,7 @@ import torch
 from atss_core.modeling.detector import build_detection_model
 from atss_core.utils.c2_model_loading import rename_c2_resnet_weights
 from atss_core.utils.checkpoint import Checkpointer
+from atss_core.weights.download import OfflineError
 
 from ..modeling.test_training import tiny_cfg
 
@@ -146,10 +147,13 @@ def test_missing_files_are_clear_errors(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="checkpoint/weights file not found"):
         Checkpointer(cfg, model).load(str(tmp_path / "nope.pth"))
     monkeypatch.setenv("ATSS_WEIGHTS_DIR", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=r"catalog://ImageNetPretrained/MSRA/R-50 resolves to .*R-50\.pkl"):
+    monkeypatch.setenv("ATSS_OFFLINE", "1")
+    with pytest.raises(OfflineError, match=r"put the file at {}".format(re.escape(str(
+            tmp_path / "ImageNetPretrained" / "MSRA" / "R-50.pkl")))):
         Checkpointer(cfg, model).load("catalog://ImageNetPretrained/MSRA/R-50")
     # the download address is the official catalog's, which is not always the catalog name
-    with pytest.raises(FileNotFoundError, match=r"detectron/ImageNetPretrained/FBResNeXt/X-101-64x4d\.pkl there"):
+    with pytest.raises(OfflineError, match=r"cannot download https://dl.fbaipublicfiles.com/detectron/"
+                                           r"ImageNetPretrained/FBResNeXt/X-101-64x4d\.pkl"):
         Checkpointer(cfg, model).load("catalog://ImageNetPretrained/FAIR/20171220/X-101-64x4d")
     (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="could not read checkpoint"):

@@ -1,0 +1,42 @@
+"""One entry point from a weights name to a local file (MODEL.WEIGHT, the demos' --weights,
+tools/export_onnx.py): a path is used as it is; ``catalog://NAME`` (Detectron's ImageNet
+models), ``http(s)://URL`` and ``torchvision://ARCH`` are downloaded into the cache
+($ATSS_WEIGHTS_DIR, default ~/.cache/atss_core/weights) the first time (download.py)."""
+import os
+import urllib.parse
+
+from atss_core.config.paths_catalog import ModelCatalog
+from atss_core.weights.download import download
+
+CATALOG_PREFIX = "catalog://"
+TORCHVISION_PREFIX = "torchvision://"
+URL_PREFIXES = ("http://", "https://")
+
+
+def is_remote(name):
+    return name.startswith((CATALOG_PREFIX, TORCHVISION_PREFIX) + URL_PREFIXES)
+
+
+def url_cache_path(url):
+    """$ATSS_WEIGHTS_DIR/<host>/<path of the URL>: two addresses never share a cache file."""
+    parsed = urllib.parse.urlparse(url)
+    parts = [p for p in parsed.path.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise ValueError("{} does not name a file (the cache keeps it under its file name)".format(url))
+    return os.path.join(ModelCatalog.weights_dir(), parsed.netloc.replace(":", "_"), *parts)
+
+
+def resolve_weights(name):
+    """A local path for the weights ``name`` (downloaded first when it is remote and not cached)."""
+    if name.startswith(CATALOG_PREFIX):
+        entry = name[len(CATALOG_PREFIX):]
+        return download(ModelCatalog.url(entry), ModelCatalog.get(entry))
+    if name.startswith(TORCHVISION_PREFIX):
+        from atss_core.weights.torchvision import torchvision_weight_url
+
+        url = torchvision_weight_url(name[len(TORCHVISION_PREFIX):])
+        return download(url, os.path.join(ModelCatalog.weights_dir(), "torchvision", os.path.basename(
+            urllib.parse.urlparse(url).path)))
+    if name.startswith(URL_PREFIXES):
+        return download(name, url_cache_path(name))
+    return name
