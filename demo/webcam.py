@@ -14,7 +14,7 @@ import cv2
 
 from atss_core.config import cfg as default_cfg
 from atss_core.data.datasets.image_io import open_video
-from atss_core.engine.predictor import ATSSDemo
+from atss_core.engine.predictor import ATSSDemo, parse_class_names
 from atss_core.utils.cli import add_debug_flag, parse_with_overrides, run_cli
 
 
@@ -42,7 +42,7 @@ def main(argv=None):
     cfg = default_cfg.clone()
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts or [])
-    names = ["__background__"] + [n.strip() for n in args.class_names.split(",")] if args.class_names else None
+    names = parse_class_names(args.class_names)
     demo = ATSSDemo(cfg, weights=args.weights or None, confidence_threshold=args.confidence_threshold,
                     class_names=names)
     capture, what = open_video(args.video_input, args.camera)

@@ -24,6 +24,14 @@ COCO_CLASSES = (
 )
 
 
+def parse_class_names(text):
+    """"cat, dog" (the names of classes 1..C, as on the demos' command lines) -> ["__background__",
+    "cat", "dog"]; None for an empty text (the defaults then apply)."""
+    if not text:
+        return None
+    return ["__background__"] + [name.strip() for name in text.split(",")]
+
+
 def default_class_names(num_classes):
     """COCO's names for an 81-class model, "class k" otherwise."""
     if num_classes == len(COCO_CLASSES):

@@ -6,7 +6,7 @@ from atss_core.modeling.detector import build_detection_model
 
 from ..modeling.test_training import tiny_cfg
 
-from atss_core.engine.predictor import ATSSDemo, default_class_names
+from atss_core.engine.predictor import ATSSDemo, default_class_names, parse_class_names
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +53,8 @@ def test_default_class_names_are_coco_for_81_classes():
     assert len(names) == 81 and names[0] == "__background__"
     assert (names[1], names[3], names[80]) == ("person", "car", "toothbrush") and len(set(names)) == 81
     assert default_class_names(3) == ["__background__", "class 1", "class 2"]
+
+
+def test_class_names_from_the_command_line_get_the_background_first():
+    assert parse_class_names(" raccoon , cat") == ["__background__", "raccoon", "cat"]
+    assert parse_class_names("") is None
