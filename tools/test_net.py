@@ -5,7 +5,7 @@
     torchrun --nproc_per_node=8 tools/test_net.py --config-file ... MODEL.WEIGHT model.pth
 
 Weights: MODEL.WEIGHT when it names a checkpoint; OUTPUT_DIR/last_checkpoint when MODEL.WEIGHT
-is empty or the configs' ImageNet backbone weights (catalog://..., .pkl).
+is empty or the configs' ImageNet backbone weights (catalog://..., torchvision://..., .pkl).
 """
 from atss_core.engine.defaults import load_model_for_evaluation, run_test
 from atss_core.engine.launch import parse_args, setup

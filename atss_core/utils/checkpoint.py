@@ -10,6 +10,7 @@ from atss_core.utils.c2_model_loading import load_c2_format
 from atss_core.utils.model_serialization import load_state_dict
 from atss_core.utils.weight_files import UntrustedWeightsError, read_torch_file
 from atss_core.weights.sources import resolve_weights
+from atss_core.weights.torchvision import check_torchvision_conventions, convert_torchvision_resnet, is_torchvision_resnet
 
 
 def atomic_torch_save(obj, path):
@@ -116,6 +117,13 @@ class Checkpointer:
         if isinstance(loaded, dict) and "model" in loaded and isinstance(loaded["model"], dict):
             return loaded
         if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
+            if is_torchvision_resnet(loaded):  # an ImageNet ResNet of torchvision's: its names, its conventions
+                stage_with_dcn = (False,) * 4
+                if self.cfg is not None:
+                    check_torchvision_conventions(self.cfg, source=f)
+                    stage_with_dcn = self.cfg.MODEL.RESNETS.STAGE_WITH_DCN
+                self.logger.info("%s holds a torchvision ResNet: converted into the backbone body", f)
+                return {"model": convert_torchvision_resnet(loaded, stage_with_dcn=stage_with_dcn)}
             return {"model": loaded}  # a bare state dict
         raise RuntimeError("{} is neither a checkpoint dict with a 'model' entry nor a state dict".format(f))
 

@@ -1,12 +1,14 @@
 """One entry point from a weights name to a local file (MODEL.WEIGHT, the demos' --weights,
 tools/export_onnx.py): a path is used as it is; ``catalog://NAME`` (Detectron's ImageNet
-models), ``http(s)://URL`` and ``torchvision://ARCH`` are downloaded into the cache
+models), ``http(s)://URL`` and ``torchvision://ARCH`` (torchvision's ImageNet ResNets, address
+and hash from torchvision's weight enums) are downloaded into the cache
 ($ATSS_WEIGHTS_DIR, default ~/.cache/atss_core/weights) the first time (download.py)."""
 import os
 import urllib.parse
 
 from atss_core.config.paths_catalog import ModelCatalog
 from atss_core.weights.download import download
+from atss_core.weights.torchvision import torchvision_weight_file_name, torchvision_weight_url
 
 CATALOG_PREFIX = "catalog://"
 TORCHVISION_PREFIX = "torchvision://"
@@ -32,11 +34,9 @@ def resolve_weights(name):
         entry = name[len(CATALOG_PREFIX):]
         return download(ModelCatalog.url(entry), ModelCatalog.get(entry))
     if name.startswith(TORCHVISION_PREFIX):
-        from atss_core.weights.torchvision import torchvision_weight_url
-
-        url = torchvision_weight_url(name[len(TORCHVISION_PREFIX):])
-        return download(url, os.path.join(ModelCatalog.weights_dir(), "torchvision", os.path.basename(
-            urllib.parse.urlparse(url).path)))
+        arch = name[len(TORCHVISION_PREFIX):]
+        return download(torchvision_weight_url(arch), os.path.join(ModelCatalog.weights_dir(), "torchvision",
+                                                                   torchvision_weight_file_name(arch)))
     if name.startswith(URL_PREFIXES):
         return download(name, url_cache_path(name))
     return name
