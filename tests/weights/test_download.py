@@ -330,3 +330,20 @@ def test_train_net_downloads_the_configs_catalog_weights(server, cache, tmp_path
     assert cached.is_file()
     final = torch.load(tmp_path / "run" / "model_final.pth", weights_only=True)["model"]
     assert torch.equal(final["backbone.body.stem.conv1.weight"], torch.from_numpy(stem))
+
+
+def test_a_name_that_does_not_resolve_is_offline_not_retried(cache, monkeypatch):
+    """DNS failure (no network): the offline message at once, no retries."""
+    import socket
+
+    calls = []
+
+    def no_dns(*args, **kwargs):
+        calls.append(args[0])
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(OfflineError, match=r"cannot download https://weights.example/w.pth \(no network: .*Name or "
+                                           r"service not known\): put the file at .*w.pth"):
+        fast_download("https://weights.example/w.pth", cache / "w.pth", retries=3)
+    assert calls == ["weights.example"]
