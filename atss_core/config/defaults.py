@@ -313,6 +313,9 @@ _C.MODEL.TRUST_WEIGHT_FILE = False
 # seeds Python, NumPy and torch in every process and data-loader worker, the data order and
 # every sample's random transforms; negative: a random seed (logged, and kept on resume)
 _C.SEED = -1
+# seconds a process waits for the others (start-up, collectives, the checkpoint and evaluation
+# barriers) before it stops with an error, instead of torch's 30 minutes of silence
+_C.DIST_TIMEOUT = 600
 # TensorBoard event files in OUTPUT_DIR: training scalars, evaluation metrics and pictures
 _C.TENSORBOARD = CN()
 _C.TENSORBOARD.ENABLED = True

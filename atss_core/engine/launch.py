@@ -1,6 +1,7 @@
 """Start-up of the training and evaluation commands (tools/train_net.py, tools/test_net.py):
 arguments, config, start-up checks, distributed initialisation, logging."""
 import argparse
+import datetime
 import os
 import tempfile
 
@@ -60,6 +61,20 @@ def check_output_dir(path):
             path, error.strerror or error)) from None
 
 
+def init_distributed(backend, timeout_seconds):
+    """torch.distributed from the launcher's environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT).
+
+    Each start of the worker group uses store keys of its own: torchrun restarts workers
+    (--max-restarts) against the same store, where gloo would otherwise read the dead workers'
+    addresses and wait for them forever. Every worker counts itself in; the count tells which
+    start this is, the same in all workers of it."""
+    timeout = datetime.timedelta(seconds=timeout_seconds)
+    store, rank, world_size = next(torch.distributed.rendezvous("env://", timeout=timeout))
+    start = (store.add("atss_core/workers_started", 1) - 1) // world_size
+    torch.distributed.init_process_group(backend, store=torch.distributed.PrefixStore(
+        "atss_core/start_{}".format(start), store), rank=rank, world_size=world_size, timeout=timeout)
+
+
 def check_device(cfg):
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("MODEL.DEVICE is {!r} but no CUDA device is available: add `MODEL.DEVICE cpu` to the "
@@ -89,7 +104,7 @@ def setup(args, name):
             backend = "nccl"
         else:
             backend = "gloo"
-        torch.distributed.init_process_group(backend=backend, init_method="env://")
+        init_distributed(backend, cfg.DIST_TIMEOUT)
         synchronize()
     logger = setup_logger("atss_core", cfg.OUTPUT_DIR, get_rank())
     logger.info("%s with %d process(es); arguments: %s", name, world_size, args)

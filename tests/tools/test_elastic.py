@@ -1,0 +1,64 @@
+"""torchrun --max-restarts: a worker killed with SIGKILL mid-run is replaced, the new worker
+group starts (it used to hang in gloo's start-up, reading the dead workers' addresses from the
+reused store), resumes from the last checkpoint and ends with the same weights as an
+uninterrupted run with the same SEED (gloo on the CPU, loopback only)."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import torch
+
+from tests.tools.test_reproducibility import assert_identical, final_weights
+from tests.tools.test_train_test_net import ROOT, TINY_MODEL, make_dataset
+
+SETTINGS = ["SEED", "5", "SOLVER.MAX_ITER", "30", "SOLVER.CHECKPOINT_PERIOD", "5", "SOLVER.IMS_PER_BATCH", "4",
+            "SOLVER.STEPS", "(20,)", "TENSORBOARD.ENABLED", "False", "DIST_TIMEOUT", "120"]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(tmp_path, output_dir, *launcher_args):
+    dataset = make_dataset(tmp_path / "data", n=8) if not (tmp_path / "data").exists() else \
+        "coco:{}:{}".format(tmp_path / "data" / "images", tmp_path / "data" / "ann.json")
+    (tmp_path / "tiny.yaml").write_text(TINY_MODEL)
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master-addr", "127.0.0.1",
+            "--master-port", str(free_port()), *launcher_args, os.path.join(ROOT, "tools", "train_net.py"),
+            "--config-file", str(tmp_path / "tiny.yaml"), "--skip-test", "OUTPUT_DIR", str(output_dir),
+            "DATASETS.TRAIN", "('{}',)".format(dataset), *SETTINGS]
+
+
+def children(pid):
+    result = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in result.stdout.split()]
+
+
+def test_a_killed_worker_is_restarted_and_the_run_ends_as_an_uninterrupted_one(tmp_path):
+    reference = subprocess.run(torchrun(tmp_path, tmp_path / "reference"), cwd=ROOT, env=ENV, capture_output=True,
+                               text=True, timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    output = tmp_path / "killed"
+    process = subprocess.Popen(torchrun(tmp_path, output, "--max-restarts", "2"), cwd=ROOT, env=ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not (output / "model_0000010.pth").exists():  # in the middle of the run
+        assert time.time() < deadline and process.poll() is None, "the run did not reach iteration 10"
+        time.sleep(0.2)
+    workers = children(process.pid)
+    assert len(workers) == 2, workers
+    os.kill(workers[1], signal.SIGKILL)
+    log, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, log[-3000:]
+    assert "resuming from" in log and "start training at iteration 0 of 30" in log
+    resumed_at = int(log.split("resuming from ")[1].split("model_")[1][:7])
+    assert 10 <= resumed_at < 30
+    assert_identical(final_weights(output), final_weights(tmp_path / "reference"))
+    assert torch.load(output / "model_final.pth", weights_only=True)["iteration"] == 30
