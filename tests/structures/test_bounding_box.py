@@ -115,3 +115,13 @@ def test_bad_boxes_raise_clear_errors():
         BoxList(torch.zeros(3, 4), (10, 10), mode="cxcywh")
     with pytest.raises(KeyError, match="no field 'scores'"):
         BoxList(torch.zeros(3, 4), (10, 10)).get_field("scores")
+
+
+def test_ml_nms_keeps_the_input_order_as_the_official_kernel():
+    """The kept boxes come back in their input order, not by score: the post-processor's
+    output order and the multi-scale test's concatenation depend on it."""
+    boxes = BoxList([[50, 50, 60, 60], [0, 0, 10, 10], [1, 1, 10, 10], [80, 0, 90, 9]], (100, 100), mode="xyxy")
+    boxes.add_field("scores", torch.tensor([0.3, 0.9, 0.5, 0.7]))
+    boxes.add_field("labels", torch.tensor([1, 1, 1, 2]))
+    kept = boxlist_ml_nms(boxes, 0.5)
+    assert kept.get_field("scores").tolist() == pytest.approx([0.3, 0.9, 0.7])  # the 0.5 box is suppressed

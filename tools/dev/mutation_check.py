@@ -226,7 +226,7 @@ MUTANTS += [
     ("post-class-agnostic-nms", POST, "result = boxlist_ml_nms(boxlist, self.nms_thresh)",
      "result = boxlist_nms(boxlist, self.nms_thresh)", MODEL_TESTS),
     ("ml-nms-score-order", OPS, "return boxlist[keep.sort().values].convert(mode)", "return boxlist[keep].convert(mode)",
-     MODEL_TESTS),
+     MODEL_TESTS + ["tests/structures/test_bounding_box.py"]),
     ("aug-range-inclusive", AUG, "keep = ((area > lo * lo) & (area < hi * hi))", "keep = ((area >= lo * lo) & (area <= hi * hi))",
      AUG_TESTS),
     ("aug-flip-run-unflipped", AUG, "runs.append((cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, True, None))",
@@ -360,6 +360,7 @@ def main(argv=None):
     for r in stale:
         print("  {} (fix the mutant list): {} - {}".format(r["status"].upper(), r["id"], r["detail"]))
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump({"killed_percent": rate, "results": results, "equivalent": EQUIVALENT}, f, indent=1)
     return 1 if stale else 0
