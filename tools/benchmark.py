@@ -22,7 +22,7 @@ import torch
 import torchvision
 
 from atss_core.benchmark import coco_eval, model, ops
-from atss_core.utils.cli import parse_size, run_cli
+from atss_core.utils.cli import add_debug_flag, parse_size, run_cli
 
 
 def parse_args(argv=None):
@@ -43,6 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--filter", default="", help="--ops: only run cases whose name contains this text")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if not (args.ops or args.model or args.coco_eval):
         parser.error("choose a suite: --ops, --model or --coco-eval")

@@ -13,13 +13,14 @@ import os
 import sys
 
 from atss_core.benchmark.gpu_check import ROOT, run_checks
-from atss_core.utils.cli import run_cli
+from atss_core.utils.cli import add_debug_flag, run_cli
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=300, help="GPU training iterations per precision")
     parser.add_argument("--json", default=os.path.join(ROOT, "output", "gpu_check.json"))
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     return 0 if run_checks(args.iterations, args.json) else 1
 

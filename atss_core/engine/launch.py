@@ -3,7 +3,10 @@ arguments, config, start-up checks, distributed initialisation, logging."""
 import argparse
 import datetime
 import os
+import secrets
+import socket
 import tempfile
+import time
 
 import torch
 
@@ -61,18 +64,46 @@ def check_output_dir(path):
             path, error.strerror or error)) from None
 
 
+GROUP_STORE_KEY = "atss_core/group_store"
+
+
 def init_distributed(backend, timeout_seconds):
     """torch.distributed from the launcher's environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT).
 
-    Each start of the worker group uses store keys of its own: torchrun restarts workers
-    (--max-restarts) against the same store, where gloo would otherwise read the dead workers'
-    addresses and wait for them forever. Every worker counts itself in; the count tells which
-    start this is, the same in all workers of it."""
+    The process group gets a store of its own, hosted by rank 0 and announced (address, port,
+    a random token) through the launcher's store. torchrun restarts workers (--max-restarts)
+    against the same launcher store, where gloo would otherwise read the dead workers'
+    addresses and wait for them forever; an announcement left by a dead rank 0 points at a
+    closed port (or at a store with another token) and is read again until the new one is
+    there."""
     timeout = datetime.timedelta(seconds=timeout_seconds)
-    store, rank, world_size = next(torch.distributed.rendezvous("env://", timeout=timeout))
-    start = (store.add("atss_core/workers_started", 1) - 1) // world_size
-    torch.distributed.init_process_group(backend, store=torch.distributed.PrefixStore(
-        "atss_core/start_{}".format(start), store), rank=rank, world_size=world_size, timeout=timeout)
+    launcher_store, rank, world_size = next(torch.distributed.rendezvous("env://", timeout=timeout))
+    if rank == 0:
+        token = secrets.token_hex(8)
+        store = torch.distributed.TCPStore(os.environ["MASTER_ADDR"], 0, world_size, True, timeout=timeout,
+                                           wait_for_workers=False)
+        store.set("token", token)
+        launcher_store.set(GROUP_STORE_KEY, "{}:{}:{}".format(os.environ["MASTER_ADDR"], store.port, token))
+    else:
+        store = _join_group_store(launcher_store, world_size, timeout)
+    torch.distributed.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
+
+
+def _join_group_store(launcher_store, world_size, timeout):
+    deadline = time.monotonic() + timeout.total_seconds()
+    while True:
+        host, port, token = launcher_store.get(GROUP_STORE_KEY).decode().rsplit(":", 2)
+        try:  # a plain connect first: a dead rank 0's port refuses at once, without c10d's retry noise
+            socket.create_connection((host, int(port)), timeout=5).close()
+            store = torch.distributed.TCPStore(host, int(port), world_size, False, timeout=timeout)
+            if store.get("token").decode() == token:
+                return store
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("rank 0's process-group store ({}:{}) did not answer within DIST_TIMEOUT ({:.0f} s)"
+                               .format(host, port, timeout.total_seconds()))
+        time.sleep(0.2)
 
 
 def check_device(cfg):

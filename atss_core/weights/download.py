@@ -16,10 +16,11 @@ import errno
 import fcntl
 import hashlib
 import http.client
-import logging
 import os
+import pickle
 import re
 import socket
+import ssl
 import sys
 import time
 import urllib.error
@@ -36,13 +37,16 @@ DEFAULT_RETRIES = 4
 BACKOFF_SECONDS = 1.0  # doubled after each failed attempt
 MAX_BACKOFF_SECONDS = 30.0
 CHUNK = 1 << 20
-# torchvision's naming: <name>-<first hex digits of the SHA-256>.<ext>
-HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})\.[A-Za-z0-9]+$")
+# torchvision's naming: <name>-<first hex digits of the SHA-256>.<ext>; a group of digits only
+# (a date, an iteration number: "model-0090000.pth") is not taken for a hash
+HASH_IN_NAME = re.compile(r"-((?=[0-9a-f]*[a-f])[0-9a-f]{8,64})\.[A-Za-z0-9]+$")
+# the start of a torch.save file of the pre-1.6 format: a pickled magic number, then the
+# pickled object, then raw tensor bytes (so it does not end with the pickle STOP opcode)
+LEGACY_TORCH_START = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[:-1]
+# HTTP statuses worth another attempt besides 5xx
+RETRY_STATUSES = {408, 429}
 # errors that mean "no network here", not "the server had a bad moment"
 _OFFLINE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}
-
-logger = logging.getLogger(__name__)
-
 
 class DownloadError(RuntimeError):
     """A download that failed for good; the message is one line naming the URL."""
@@ -81,6 +85,8 @@ def download(url, path, timeout=None, retries=None, backoff=BACKOFF_SECONDS):
         raise OfflineError(offline_message(url, path, "{} is set".format(OFFLINE_ENV)))
     timeout = _env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT, float) if timeout is None else timeout
     retries = _env_number(RETRIES_ENV, DEFAULT_RETRIES, int) if retries is None else retries
+    if timeout <= 0 or retries < 0:
+        raise ValueError("{} must be > 0 and {} >= 0 (got {} and {})".format(TIMEOUT_ENV, RETRIES_ENV, timeout, retries))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with _FileLock(path + ".lock", url):
         if os.path.isfile(path):  # another process finished it while this one waited
@@ -96,7 +102,7 @@ def download(url, path, timeout=None, retries=None, backoff=BACKOFF_SECONDS):
                         url, retries + 1, error, "; the bytes so far are kept in {} and the next run resumes them"
                         .format(part) if os.path.isfile(part) else "")) from None
                 wait = min(backoff * 2 ** attempt, MAX_BACKOFF_SECONDS)
-                logger.warning("download of %s failed (%s); retrying in %.0f s", url, error, wait)
+                _say("download of {} failed ({}); retrying in {:.0f} s".format(url, error, wait))
                 time.sleep(wait)
         try:
             verify_weights_file(part, os.path.basename(path), url)
@@ -104,7 +110,7 @@ def download(url, path, timeout=None, retries=None, backoff=BACKOFF_SECONDS):
             os.remove(part)
             raise
         os.replace(part, path)
-    logger.info("downloaded %s to %s", url, path)
+    _say("downloaded {} to {}".format(url, path))
     return path
 
 
@@ -117,14 +123,17 @@ def _fetch(url, path, part, timeout):
     try:
         response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as error:
-        if error.code == 416 and have:  # the kept part does not fit the file any more: start again
-            os.remove(part)
-            raise _Transient("the server refused to resume (HTTP 416)") from None
-        if 500 <= error.code < 600:
+        if error.code == 416 and have:  # nothing left to send: the kept part may be the whole file
+            return
+        if 500 <= error.code < 600 or error.code in RETRY_STATUSES:
             raise _Transient("HTTP {} {}".format(error.code, error.reason)) from None
         raise DownloadError("could not download {}: HTTP {} {}".format(url, error.code, error.reason)) from None
     except urllib.error.URLError as error:
         reason = error.reason
+        if isinstance(reason, ssl.SSLError):  # a certificate problem does not go away by waiting
+            raise DownloadError("could not download {}: {}".format(url, reason)) from None
+        if isinstance(reason, socket.gaierror) and reason.errno == socket.EAI_AGAIN:
+            raise _Transient("temporary failure in name resolution") from None
         if isinstance(reason, socket.gaierror) or getattr(reason, "errno", None) in _OFFLINE_ERRNOS:
             raise OfflineError(offline_message(url, path, "no network: {}".format(reason))) from None
         raise _Transient(str(reason)) from None
@@ -134,6 +143,11 @@ def _fetch(url, path, part, timeout):
         length = response.headers.get("Content-Length")
         length = int(length) if length and length.isdigit() else None
         if have and response.status == 206:
+            start = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+            if not start or int(start.group(1)) != have:  # not the continuation of what is kept
+                os.remove(part)
+                raise _Transient("the server resumed at another position ({})".format(
+                    response.headers.get("Content-Range")))
             total = None if length is None else have + length
             mode = "ab"
         else:
@@ -189,6 +203,8 @@ def verify_weights_file(path, name, url):
     if head.startswith(b"PK\x03\x04"):
         if not zipfile.is_zipfile(path):
             raise DownloadError("{} is a truncated archive (no zip directory at its end)".format(url))
+    elif head.startswith(LEGACY_TORCH_START):
+        pass  # raw tensor bytes at its end: its length was checked against Content-Length
     elif head[:1] == b"\x80":
         with open(path, "rb") as f:
             f.seek(-1, os.SEEK_END)
@@ -208,7 +224,8 @@ def verify_weights_file(path, name, url):
 
 
 class _Progress:
-    """A tqdm bar (size, rate, ETA) on a terminal; a line per quarter in a log."""
+    """A tqdm bar (size, rate, ETA) on a terminal; a line per quarter on stderr otherwise (a
+    log file; printed, not logged, so that whichever process downloads is heard)."""
 
     def __init__(self, name, total, initial):
         self.name, self.total, self.done = name, total, initial
@@ -217,16 +234,16 @@ class _Progress:
                         disable=not sys.stderr.isatty())
         self.next_quarter = (4 * initial // total + 1) if total else None
         if self.bar.disable:
-            logger.info("downloading %s (%s)%s", name, _megabytes(total) if total else "size unknown",
-                        ", resuming at {}".format(_megabytes(initial)) if initial else "")
+            _say("downloading {} ({}){}".format(name, _megabytes(total) if total else "size unknown",
+                                                ", resuming at {}".format(_megabytes(initial)) if initial else ""))
 
     def update(self, count):
         self.done += count
         self.bar.update(count)
         if self.bar.disable and self.total and self.next_quarter <= 4 and self.done * 4 >= self.next_quarter * self.total:
             rate = (self.done - self.start_bytes) / max(time.time() - self.start, 1e-6)
-            logger.info("%s: %d%% of %s (%s/s)", self.name, 100 * self.done // self.total, _megabytes(self.total),
-                        _megabytes(rate))
+            _say("{}: {}% of {} ({}/s)".format(self.name, 100 * self.done // self.total, _megabytes(self.total),
+                                              _megabytes(rate)))
             self.next_quarter = 4 * self.done // self.total + 1
 
     def __enter__(self):
@@ -235,6 +252,10 @@ class _Progress:
     def __exit__(self, *exc):
         self.bar.close()
         return False
+
+
+def _say(line):
+    print(line, file=sys.stderr, flush=True)
 
 
 def _megabytes(count):
@@ -252,7 +273,7 @@ class _FileLock:
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            logger.info("waiting for another process that is downloading %s", self.url)
+            _say("waiting for another process that is downloading {}".format(self.url))
             fcntl.flock(self.file, fcntl.LOCK_EX)
         return self
 

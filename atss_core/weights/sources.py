@@ -3,6 +3,7 @@ tools/export_onnx.py): a path is used as it is; ``catalog://NAME`` (Detectron's 
 models), ``http(s)://URL`` and ``torchvision://ARCH`` (torchvision's ImageNet ResNets, address
 and hash from torchvision's weight enums) are downloaded into the cache
 ($ATSS_WEIGHTS_DIR, default ~/.cache/atss_core/weights) the first time (download.py)."""
+import hashlib
 import os
 import urllib.parse
 
@@ -15,16 +16,15 @@ TORCHVISION_PREFIX = "torchvision://"
 URL_PREFIXES = ("http://", "https://")
 
 
-def is_remote(name):
-    return name.startswith((CATALOG_PREFIX, TORCHVISION_PREFIX) + URL_PREFIXES)
-
-
 def url_cache_path(url):
-    """$ATSS_WEIGHTS_DIR/<host>/<path of the URL>: two addresses never share a cache file."""
+    """$ATSS_WEIGHTS_DIR/<host>/<path of the URL>[/query-<hash>]/<file name>: two addresses never
+    share a cache file (download links often differ in their query only)."""
     parsed = urllib.parse.urlparse(url)
     parts = [p for p in parsed.path.split("/") if p]
     if not parts or any(p in (".", "..") for p in parts):
         raise ValueError("{} does not name a file (the cache keeps it under its file name)".format(url))
+    if parsed.query:
+        parts.insert(len(parts) - 1, "query-" + hashlib.sha256(parsed.query.encode()).hexdigest()[:12])
     return os.path.join(ModelCatalog.weights_dir(), parsed.netloc.replace(":", "_"), *parts)
 
 

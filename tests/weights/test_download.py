@@ -197,10 +197,13 @@ def test_a_length_that_never_arrives_is_an_error(server, cache):
 
 
 def test_the_hash_in_the_file_name_is_verified(server, cache):
-    body = publish(server, "tiny-00000000.pth")
-    with pytest.raises(DownloadError, match=r"SHA-256 of the download .* does not match the 00000000 .*deleted"):
-        fast_download(server.url + "/files/tiny-00000000.pth", cache / "tiny-00000000.pth")
+    body = publish(server, "tiny-0000dead.pth")
+    with pytest.raises(DownloadError, match=r"SHA-256 of the download .* does not match the 0000dead .*deleted"):
+        fast_download(server.url + "/files/tiny-0000dead.pth", cache / "tiny-0000dead.pth")
     assert left_in(cache) == []
+    # digits only after the hyphen are an iteration or a date, not a hash
+    publish(server, "model-0090000.pth", body)
+    assert open(fast_download(server.url + "/files/model-0090000.pth", cache / "model-0090000.pth"), "rb").read() == body
     good = "tiny-{}.pth".format(hashlib.sha256(body).hexdigest()[:8])
     publish(server, good, body)
     assert open(fast_download(server.url + "/files/" + good, cache / good), "rb").read() == body
@@ -347,3 +350,24 @@ def test_a_name_that_does_not_resolve_is_offline_not_retried(cache, monkeypatch)
                                            r"service not known\): put the file at .*w.pth"):
         fast_download("https://weights.example/w.pth", cache / "w.pth", retries=3)
     assert calls == ["weights.example"]
+
+
+def test_a_pre_1_6_torch_file_is_accepted(server, cache):
+    """The legacy torch.save format ends with raw tensor bytes, not the pickle STOP opcode."""
+    buffer = io.BytesIO()
+    torch.save({"model": {"w": torch.ones(3)}}, buffer, _use_new_zipfile_serialization=False)
+    body = publish(server, "legacy.pth", buffer.getvalue())
+    assert open(fast_download(server.url + "/files/legacy.pth", cache / "legacy.pth"), "rb").read() == body
+
+
+def test_addresses_that_differ_in_their_query_have_their_own_cache_files(cache):
+    first = url_cache_path("https://drive.example/uc?export=download&id=AAA")
+    second = url_cache_path("https://drive.example/uc?export=download&id=BBB")
+    assert first != second and os.path.basename(first) == os.path.basename(second) == "uc"
+    assert url_cache_path("https://drive.example/a/b.pth") == str(cache / "drive.example" / "a" / "b.pth")
+
+
+def test_bad_settings_are_named(cache, monkeypatch):
+    monkeypatch.setenv("ATSS_DOWNLOAD_RETRIES", "-1")
+    with pytest.raises(ValueError, match="ATSS_DOWNLOAD_RETRIES >= 0"):
+        download("http://127.0.0.1:9/x.pth", str(cache / "x.pth"))
