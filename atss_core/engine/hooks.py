@@ -66,7 +66,8 @@ class HookBase:
     after_loss     every iteration: the losses, reduced over processes, before they reach the
                    weights (raise here to keep a bad step out of the weights)
     after_step     every iteration, after the optimizer and scheduler steps
-    after_train    once, always: also when the loop or a hook raised
+    after_train    once, always (also when the loop or a hook raised) for every hook whose
+                   before_train ran
     """
 
     def before_train(self, state):

@@ -24,9 +24,11 @@ def do_train(model, data_loader, optimizer, scheduler, device, arguments, hooks,
     if scaler.is_enabled() and arguments.get("grad_scaler"):
         scaler.load_state_dict(arguments["grad_scaler"])  # a resumed float16 run keeps its loss scale
     state = TrainState(model, device, arguments, start_iter, start_iter + len(data_loader), scaler)
-    for hook in hooks:
-        hook.before_train(state)
+    started = []  # hooks whose before_train ran: only they are wound down
     try:
+        for hook in hooks:
+            hook.before_train(state)
+            started.append(hook)
         end = time.time()
         for iteration, (images, targets, _) in enumerate(data_loader, start_iter + 1):
             state.data_time = time.time() - end
@@ -57,6 +59,6 @@ def do_train(model, data_loader, optimizer, scheduler, device, arguments, hooks,
             for hook in hooks:
                 hook.after_step(state)
     finally:
-        for hook in hooks:
+        for hook in started:
             hook.after_train(state)
     return state

@@ -145,3 +145,19 @@ def test_first_signal_is_recorded_and_a_second_exits_at_once(second_after):
         assert "still running" not in result.stdout
     else:
         assert result.returncode == 0 and "handlers restored: True" in result.stdout
+
+
+def test_hooks_that_started_are_wound_down_when_a_later_one_fails_to_start(tmp_path):
+    from atss_core.engine.hooks import HookBase, StopSignals
+
+    class FailsToStart(HookBase):
+        def before_train(self, state):
+            raise RuntimeError("cannot start")
+
+    model = ScriptedLoss(nan_at=0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    with pytest.raises(RuntimeError, match="cannot start"):
+        do_train(model, batches(2), optimizer, scheduler, torch.device("cpu"), {"iteration": 0},
+                 [StopSignals(None), FailsToStart()])
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the stop-signal handlers were removed
