@@ -62,3 +62,64 @@ def test_a_killed_worker_is_restarted_and_the_run_ends_as_an_uninterrupted_one(t
     assert 10 <= resumed_at < 30
     assert_identical(final_weights(output), final_weights(tmp_path / "reference"))
     assert torch.load(output / "model_final.pth", weights_only=True)["iteration"] == 30
+
+
+def test_evaluation_with_one_two_and_three_processes_gives_the_same_detections_and_ap(tmp_path):
+    """test_net under torchrun: 7 images over 2 and 3 processes (neither divides them; the
+    sampler pads with repeats, which the gather must drop) give one process's results."""
+    import json
+
+    from atss_core.config import cfg as default_cfg
+    from atss_core.modeling.detector import build_detection_model
+
+    dataset = make_dataset(tmp_path / "data", n=7)
+    (tmp_path / "tiny.yaml").write_text(TINY_MODEL)
+    cfg = default_cfg.clone()
+    cfg.merge_from_file(str(tmp_path / "tiny.yaml"))
+    torch.manual_seed(0)
+    torch.save({"model": build_detection_model(cfg).state_dict()}, tmp_path / "w.pth")
+    results = {}
+    for processes in (1, 2, 3):
+        output = tmp_path / "eval{}".format(processes)
+        command = [os.path.join(ROOT, "tools", "test_net.py"), "--config-file", str(tmp_path / "tiny.yaml"),
+                   "MODEL.WEIGHT", str(tmp_path / "w.pth"), "DATASETS.TEST", "('{}',)".format(dataset),
+                   "TEST.IMS_PER_BATCH", str(processes), "MODEL.ATSS.INFERENCE_TH", "0.0", "OUTPUT_DIR", str(output),
+                   "TENSORBOARD.ENABLED", "False"]
+        if processes > 1:
+            command = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master-addr",
+                       "127.0.0.1", "--master-port", str(free_port())] + command
+        result = subprocess.run([sys.executable] + command, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                                timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        folder = output / "inference" / os.listdir(output / "inference")[0]
+        detections = json.loads((folder / "bbox.json").read_text())
+        metrics = json.loads((folder / "coco_metrics.json").read_text())["bbox"]
+        results[processes] = (sorted((d["image_id"], d["category_id"], round(d["score"], 4),
+                                      [round(v, 2) for v in d["bbox"]]) for d in detections), metrics)
+    assert len(results[1][0]) > 7 * 10 and {d[0] for d in results[1][0]} == set(range(1, 8))
+    for processes in (2, 3):
+        assert results[processes][0] == results[1][0], processes
+        assert results[processes][1] == results[1][1], processes
+
+
+def test_sigterm_to_every_rank_saves_one_checkpoint_and_each_exits_143(tmp_path):
+    """A scheduler's preemption (SIGTERM to every process of the job): the ranks agree on the
+    iteration to stop at, rank 0 writes that checkpoint, every worker exits 128 + SIGTERM."""
+    output = tmp_path / "preempted"
+    process = subprocess.Popen(torchrun(tmp_path, output), cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not (output / "model_0000005.pth").exists():
+        assert time.time() < deadline and process.poll() is None, "the run did not reach iteration 5"
+        time.sleep(0.2)
+    workers = children(process.pid)
+    assert len(workers) == 2, workers
+    for pid in workers:
+        os.kill(pid, signal.SIGTERM)
+    log, _ = process.communicate(timeout=300)
+    stopped = int(log.split("stopped at iteration ")[1].split()[0])
+    assert 5 <= stopped < 30
+    assert (output / "last_checkpoint").read_text() == "model_{:07d}.pth".format(stopped)
+    assert torch.load(output / "model_{:07d}.pth".format(stopped), weights_only=True)["iteration"] == stopped
+    assert not (output / "model_final.pth").exists()
+    assert log.count("exitcode: 143") == 2 or log.count("exitcode  : 143") == 2, log[-3000:]
