@@ -117,5 +117,5 @@ def run_test(cfg, model, distributed=False, logger=None, tracker=None, iteration
                                   output_folder=inference_folder(cfg, name), logger=logger,
                                   use_amp=check_dtype(cfg), bbox_aug_cfg=cfg if cfg.TEST.BBOX_AUG.ENABLED else None,
                                   coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tracker=tracker, iteration=iteration)
-        synchronize()
+        synchronize("the end of the evaluation of {}".format(name))
     return reports

@@ -201,7 +201,7 @@ class Checkpoints(HookBase):
         elif (self.period > 0 and iteration % self.period == 0) or state.stop_requested:
             self.save(state, "model_{:07d}".format(iteration))
         if state.stop_requested and iteration != state.max_iter:
-            synchronize()  # no process exits before the main one has saved
+            synchronize("the stop checkpoint")  # no process exits before the main one has saved
             signum = state.stop_signal
             self.logger.warning("stopped at iteration %d of %d by %s; run the same command again to resume",
                                 iteration, state.max_iter, signal.Signals(signum).name)

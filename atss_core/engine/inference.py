@@ -41,7 +41,7 @@ def compute_on_dataset(model, data_loader, device, show_progress=True, use_amp=F
 
 
 def accumulate_predictions(predictions_per_process, logger):
-    gathered = all_gather(predictions_per_process)
+    gathered = all_gather(predictions_per_process, "gathering the evaluation predictions")
     if not is_main_process():
         return None
     predictions = {}
@@ -66,7 +66,7 @@ def inference(model, data_loader, dataset_name, device, output_folder=None, logg
     timings = {}
     predictions = compute_on_dataset(model, data_loader, device, use_amp=use_amp, bbox_aug_cfg=bbox_aug_cfg,
                                      timings=timings)
-    synchronize()
+    synchronize("the end of inference on every process")
     elapsed = time.time() - start
     predictions = accumulate_predictions(predictions, logger)
     if predictions is None:

@@ -136,7 +136,7 @@ def setup(args, name):
         else:
             backend = "gloo"
         init_distributed(backend, cfg.DIST_TIMEOUT)
-        synchronize()
+        synchronize("the start-up")
     logger = setup_logger("atss_core", cfg.OUTPUT_DIR, get_rank())
     logger.info("%s with %d process(es); arguments: %s", name, world_size, args)
     logger.info("environment:\n%s", get_pretty_env_info())
