@@ -8,7 +8,7 @@ CSRC := $(shell find csrc -type f 2>/dev/null) setup.py
 PYTEST_ARGS ?=
 DATA ?= synthetic
 
-.PHONY: setup build test cuda-check gpu-check benchmark bench demo mutation clean
+.PHONY: setup build test cuda-check gpu-check benchmark bench demo mutation ablation clean
 
 setup: $(BUILD_STAMP)
 
@@ -49,6 +49,14 @@ demo: setup
 # that guard it (about 10 minutes on 2 cores; not part of CI)
 mutation: setup
 	$(PY) tools/dev/mutation_check.py --json output/mutation.json
+
+# the paper's assignment ablation (tools/ablation.py) on any config: a grid of train_net runs,
+# then a table, a chart and JSON in ABLATION_OUT (finished runs are skipped on a re-run)
+ABLATION_CONFIG ?= configs/quickstart/atss_R_18_raccoon.yaml
+ABLATION_OUT ?= output/ablation
+ABLATION_ARGS ?= --positive-types ATSS SSC IoU --regression-types BOX --seeds 0 1 2
+ablation: setup
+	$(PY) tools/ablation.py --config-file $(ABLATION_CONFIG) --output $(ABLATION_OUT) --paper $(ABLATION_ARGS)
 
 benchmark: setup
 	$(PY) tools/benchmark.py --ops --json output/benchmark_ops.json

@@ -24,6 +24,11 @@ DETECTRON_URL = "https://dl.fbaipublicfiles.com/detectron"
 CATALOG_URL_ENV = "ATSS_CATALOG_URL"
 
 
+def dataset_folder_name(dataset_name):
+    """A dataset name as one folder name (coco:<dir>:<json> names hold slashes and colons)."""
+    return dataset_name.replace("/", "_").replace(":", "_")
+
+
 def _coco(img_dir, ann_file):
     return {"img_dir": img_dir, "ann_file": ann_file}
 

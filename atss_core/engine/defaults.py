@@ -6,6 +6,7 @@ import os
 
 import torch
 
+from atss_core.config.paths_catalog import dataset_folder_name
 from atss_core.data.build import make_data_loader
 from atss_core.engine.hooks import Checkpoints, History, NonFiniteLossCheck, Progress, StopSignals, Tracking
 from atss_core.engine.inference import inference
@@ -102,7 +103,7 @@ def inference_folder(cfg, dataset_name):
     """OUTPUT_DIR/inference/<dataset name> (None without OUTPUT_DIR)."""
     if not cfg.OUTPUT_DIR:
         return None
-    return os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name.replace("/", "_").replace(":", "_"))
+    return os.path.join(cfg.OUTPUT_DIR, "inference", dataset_folder_name(dataset_name))
 
 
 def run_test(cfg, model, distributed=False, logger=None, tracker=None, iteration=0):

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import torch
 
+from atss_core.config.paths_catalog import dataset_folder_name
 from atss_core.utils.comm import get_rank
 
 DRAWN_SCORE_THRESHOLD = 0.3  # boxes drawn on the validation images
@@ -39,7 +40,7 @@ class TensorboardTracker(NullTracker):
             self.writer.add_scalar("{}/{}".format(group, name), float(value), iteration)
 
     def log_evaluation(self, dataset_name, report, iteration, dataset=None, predictions=None):
-        tag = dataset_name.replace("/", "_").replace(":", "_")
+        tag = dataset_folder_name(dataset_name)
         for name, value in report.get("bbox", {}).items():
             self.writer.add_scalar("eval_{}/{}".format(tag, name), float(value), iteration)
         for name, value in report.get("per_class", {}).items():
