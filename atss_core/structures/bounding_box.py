@@ -13,6 +13,16 @@ TO_REMOVE = 1
 _MODES = ("xyxy", "xywh")
 
 
+def clip_boxes_to_image(boxes, width, height):
+    """xyxy ``boxes`` [..., 4] clamped to x in [0, width - 1], y in [0, height - 1]. Shared by
+    BoxList.clip_to_image and the post-processing that is also exported to ONNX, where
+    ``width``/``height`` are 0-dim tensors: a Python int would be frozen into the traced graph."""
+    ones = torch.ones((), dtype=boxes.dtype, device=boxes.device)  # a 0-dim limit on any device
+    x = boxes[..., 0::2].clamp(min=0).minimum((width - TO_REMOVE) * ones)
+    y = boxes[..., 1::2].clamp(min=0).minimum((height - TO_REMOVE) * ones)
+    return torch.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], dim=-1)
+
+
 class BoxList:
     """A set of boxes for one image.
 
@@ -133,10 +143,7 @@ class BoxList:
 
     def clip_to_image(self, remove_empty=True):
         """Clamps the boxes to the image; with remove_empty, drops boxes left with no extent."""
-        self.bbox[:, 0].clamp_(min=0, max=self.size[0] - TO_REMOVE)
-        self.bbox[:, 1].clamp_(min=0, max=self.size[1] - TO_REMOVE)
-        self.bbox[:, 2].clamp_(min=0, max=self.size[0] - TO_REMOVE)
-        self.bbox[:, 3].clamp_(min=0, max=self.size[1] - TO_REMOVE)
+        self.bbox.copy_(clip_boxes_to_image(self.bbox, self.size[0], self.size[1]))  # in place, as before
         if remove_empty:
             box = self.bbox
             keep = (box[:, 3] > box[:, 1]) & (box[:, 2] > box[:, 0])

@@ -64,10 +64,10 @@ def parse_size(text):
     return height, width
 
 
-def run_cli(main, argv=None):
+def run_cli(main):
     """Calls ``main()``; any exception becomes "error: <message>" on stderr and exit status 1
     (130 for Ctrl-C, a CommandError's own status), unless --debug is among the arguments."""
-    debug = DEBUG_FLAG in (sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in sys.argv[1:]
     try:
         return main()
     except CommandError as error:

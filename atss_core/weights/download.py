@@ -176,7 +176,6 @@ def _copy(response, part, mode, have, total, name, timeout):
                 raise _Transient("no data for {:g} s after {} bytes (a stalled server)".format(timeout, received)) \
                     from None
             except (OSError, http.client.HTTPException) as error:
-                f.flush()
                 raise _Transient("the connection broke after {} bytes ({})".format(
                     received, type(error).__name__)) from None
             if not chunk:

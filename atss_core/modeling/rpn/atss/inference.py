@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from atss_core.modeling.rpn.utils import permute_and_flatten
-from atss_core.structures.bounding_box import BoxList
+from atss_core.structures.bounding_box import BoxList, clip_boxes_to_image
 from atss_core.structures.boxlist_ops import boxlist_ml_nms, cat_boxlist, keep_top_detections
 
 # ranked score of a non-candidate (and of the graph's padding): below any cls x centerness,
@@ -55,18 +55,6 @@ def select_candidates(candidates, ranked, pre_nms_top_n):
     return selected
 
 
-def clip_to_image(boxes, width, height):
-    """xyxy ``boxes`` [..., 4] clamped to x in [0, width - 1], y in [0, height - 1] (the +1
-    convention of BoxList.clip_to_image). ``width``/``height``: ints, or 0-dim tensors when
-    traced."""
-    # a 0-dim limit keeps the traced graph following the input size (a Python int would be
-    # frozen into it) and broadcasts over any device
-    ones = torch.ones((), dtype=boxes.dtype, device=boxes.device)
-    x = boxes[..., 0::2].clamp(min=0).minimum((width - 1) * ones)
-    y = boxes[..., 1::2].clamp(min=0).minimum((height - 1) * ones)
-    return torch.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], dim=-1)
-
-
 def decode_candidates(box_coder, box_regression, anchors, locations, ranked, num_classes, width, height, min_size):
     """Detections of the selected candidates of one level -> (boxes [..., k, 4], scores [..., k],
     labels [..., k], large [..., k] bool).
@@ -80,7 +68,7 @@ def decode_candidates(box_coder, box_regression, anchors, locations, ranked, num
     labels = locations - rows * num_classes + 1
     deltas = torch.gather(box_regression, -2, rows.unsqueeze(-1).expand(*([-1] * rows.dim()), 4))
     boxes = box_coder.decode(deltas.reshape(-1, 4), anchors[rows.reshape(-1)]).reshape(deltas.shape)
-    boxes = clip_to_image(boxes, width, height)
+    boxes = clip_boxes_to_image(boxes, width, height)
     scores = torch.sqrt(ranked)
     large = (boxes[..., 2] - boxes[..., 0] + 1 >= min_size) & (boxes[..., 3] - boxes[..., 1] + 1 >= min_size)
     return boxes, scores, labels, large
