@@ -106,6 +106,20 @@ def _join_group_store(launcher_store, world_size, timeout):
         time.sleep(0.2)
 
 
+def node_replacement_warning(environ=os.environ):
+    """torchrun's c10d rendezvous shares its store with the workers by default, and a node that
+    is started again after a failure then waits forever for the address of the new round's
+    store (pytorch/pytorch#135712). Multi-node runs with --max-restarts need
+    TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 set for torchrun; this says so when it is missing."""
+    nodes = int(environ.get("GROUP_WORLD_SIZE", 1))
+    restarts = int(environ.get("TORCHELASTIC_MAX_RESTARTS", 0))
+    if nodes > 1 and restarts > 0 and environ.get("TORCH_DISABLE_SHARE_RDZV_TCP_STORE") != "1":
+        return ("{} nodes with --max-restarts {}: a node started again after a failure cannot rejoin unless "
+                "torchrun runs with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 on every node (pytorch/pytorch#135712)"
+                .format(nodes, restarts))
+    return None
+
+
 def check_device(cfg):
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("MODEL.DEVICE is {!r} but no CUDA device is available: add `MODEL.DEVICE cpu` to the "
@@ -140,6 +154,9 @@ def setup(args, name):
     logger = setup_logger("atss_core", cfg.OUTPUT_DIR, get_rank())
     logger.info("%s with %d process(es); arguments: %s", name, world_size, args)
     logger.info("environment:\n%s", get_pretty_env_info())
+    warning = node_replacement_warning() if distributed else None
+    if warning:
+        logger.warning(warning)
     if args.config_file:
         with open(args.config_file) as f:
             logger.info("config file %s:\n%s", args.config_file, f.read().rstrip())

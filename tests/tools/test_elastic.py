@@ -73,24 +73,104 @@ def test_a_killed_worker_is_restarted_and_the_run_ends_as_an_uninterrupted_one(r
     assert torch.load(output / "model_final.pth", weights_only=True)["iteration"] == 30
 
 
+def two_node_command(tmp_path, output, endpoint, *launcher_args):
+    """One node of a two-node c10d job: torchrun with one worker; the rendezvous picks the master."""
+    command = torchrun(tmp_path, output, "--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+                       "--rdzv-id", output.name, *launcher_args)
+    command[command.index("--nproc_per_node") + 1] = "1"
+    at = command.index("--master-addr")
+    del command[at:at + 4]
+    return command
+
+
 def test_two_nodes_train_as_one_node_with_two_processes(reference):
     """torchrun --nnodes 2 --nproc_per_node 1 with a c10d rendezvous, started twice on this
     machine: the same final weights as the one-node run (one thread per process in both)."""
     tmp_path, reference_weights = reference
     output = tmp_path / "two_nodes"
     endpoint = "127.0.0.1:{}".format(free_port())
-    nodes = []
-    for _ in range(2):
-        command = torchrun(tmp_path, output, "--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
-                           "--rdzv-id", "two_nodes")
-        at = command.index("--nproc_per_node")
-        command[at + 1] = "1"
-        at = command.index("--master-addr")
-        del command[at:at + 4]  # the c10d rendezvous chooses the master
-        nodes.append(subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True))
+    nodes = [subprocess.Popen(two_node_command(tmp_path, output, endpoint), cwd=ROOT, env=ENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     logs = [node.communicate(timeout=600)[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    assert_identical(final_weights(output), reference_weights)
+
+
+def test_a_node_killed_and_started_again_rejoins_and_the_run_ends_as_one_node(reference):
+    """Two c10d nodes with --max-restarts; the second node (its torchrun and its worker) is
+    killed with SIGKILL in the middle of the run and started again: the first node's agent
+    restarts its worker, both re-rendezvous, resume from the last checkpoint and end with the
+    one-node weights."""
+    tmp_path, reference_weights = reference
+    output = tmp_path / "node_killed"
+    endpoint = "127.0.0.1:{}".format(free_port())
+
+    env = dict(ENV, TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1")
+
+    def start_node():
+        return subprocess.Popen(two_node_command(tmp_path, output, endpoint, "--max-restarts", "2"), cwd=ROOT,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    first = start_node()  # hosts the rendezvous store, so it must be the node that survives
+    time.sleep(3)
+    second = start_node()
+    deadline = time.time() + 300
+    while not (output / "model_0000010.pth").exists():
+        assert time.time() < deadline and first.poll() is None, "the run did not reach iteration 10"
+        time.sleep(0.2)
+    for pid in [second.pid] + children(second.pid):  # the whole node: its agent and its worker
+        os.kill(pid, signal.SIGKILL)
+    second.communicate()
+    second = start_node()
+    logs = [node.communicate(timeout=600)[0] for node in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert "resuming from" in logs[0] + logs[1]
+    assert_identical(final_weights(output), reference_weights)
+
+
+SLOW_SAVE = """
+import os, time
+if os.environ.get("RANK") == "0":
+    import torch
+    save = torch.save
+
+    def slow_save(obj, f, *args, **kwargs):
+        marker = os.environ["SLOW_SAVE_MARKER"]
+        if str(f).endswith("model_0000010.pth.tmp") and not os.path.exists(marker):
+            open(marker, "w").close()
+            time.sleep(4)
+        return save(obj, f, *args, **kwargs)
+
+    torch.save = slow_save
+"""
+
+
+def test_a_rank_killed_while_rank_0_saves_leaves_that_checkpoint_whole(reference, tmp_path):
+    """Rank 1 dies (SIGKILL) while rank 0 writes the iteration-10 checkpoint (slowed down by a
+    sitecustomize that delays that torch.save): rank 0 finishes the file before it notices, the
+    restarted group resumes from it, and the run ends with the uninterrupted run's weights."""
+    base, reference_weights = reference
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_SAVE)
+    marker = tmp_path / "saving"
+    env = dict(ENV, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), ROOT]), SLOW_SAVE_MARKER=str(marker))
+    output = tmp_path / "killed_during_save"
+    process = subprocess.Popen(torchrun(base, output, "--max-restarts", "1"), cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not marker.exists():
+        assert time.time() < deadline and process.poll() is None, "rank 0 did not start the iteration-10 save"
+        time.sleep(0.05)
+    workers = children(process.pid)
+    assert len(workers) == 2, workers
+    rank1 = [pid for pid in workers if "RANK=1\0" in open("/proc/{}/environ".format(pid)).read()]
+    assert len(rank1) == 1, workers
+    os.kill(rank1[0], signal.SIGKILL)
+    log, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, log[-3000:]
+    assert "resuming from {}".format(output / "model_0000010.pth") in log, log[-3000:]
+    assert torch.load(output / "model_0000010.pth", weights_only=True)["iteration"] == 10
+    assert not list(output.glob("*.tmp"))
     assert_identical(final_weights(output), reference_weights)
 
 
@@ -154,3 +234,14 @@ def test_sigterm_to_every_rank_saves_one_checkpoint_and_each_exits_143(tmp_path)
     assert not (output / "model_final.pth").exists()
     # torchrun reports the first worker to end (143), then ends the other; no worker failed otherwise
     assert "failed (exitcode: 143)" in log and "error:" not in log, log[-3000:]
+
+
+def test_multi_node_restarts_without_the_unshared_rendezvous_store_are_warned_about():
+    from atss_core.engine.launch import node_replacement_warning
+
+    two_nodes = {"GROUP_WORLD_SIZE": "2", "TORCHELASTIC_MAX_RESTARTS": "3"}
+    assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in node_replacement_warning(two_nodes)
+    assert node_replacement_warning(dict(two_nodes, TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1")) is None
+    assert node_replacement_warning(dict(two_nodes, GROUP_WORLD_SIZE="1")) is None  # one node: its agent restarts all
+    assert node_replacement_warning(dict(two_nodes, TORCHELASTIC_MAX_RESTARTS="0")) is None
+    assert node_replacement_warning({}) is None
