@@ -325,3 +325,27 @@ _C.TENSORBOARD.NUM_IMAGES = 4  # validation images drawn with their detections a
 _C.TEST.OPTIMIZE_FOR_INFERENCE = True
 # COCO metrics: "pycocotools" (the official evaluator) or "faster-coco-eval" (same numbers, faster)
 _C.TEST.COCO_EVAL_BACKEND = "pycocotools"
+# Conventions: the defaults are the official code's; configs/mmdet/ sets mmdetection 3.x's, so
+# that mmdetection's ATSS checkpoints (mmdet://...) give mmdetection's detections.
+# box pixel convention: True, a box over pixels x1..x2 is x2 - x1 + 1 wide (anchors centred on
+# stride / 2 with +1 sizes, box coding, clipping to [0, W - 1], COCO json widths); False, it is
+# x2 - x1 wide: anchors centred on the grid points (offset 0), coding without +1 and dw/dh
+# clamped on both sides, boxes clipped to [0, W] (mmdetection, torchvision, detectron2)
+_C.MODEL.LEGACY_PLUS_ONE = True
+# P7 = conv(ReLU(P6)) as in the official code; False: P7 = conv(P6) (mmdetection's
+# relu_before_extra_convs=False)
+_C.MODEL.FPN.RELU_BEFORE_P7 = True
+# detections from the head outputs: "official" (candidates ranked by cls x centerness, score
+# sqrt(cls x centerness), multi-label NMS with +1, the cap keeps ties, candidate order kept);
+# "mmdet" (ranked by cls alone, score cls x centerness, class-wise NMS without +1 as mmcv's
+# batched_nms, boxes with no width or height dropped, the best DETECTIONS_PER_IMG by score)
+_C.MODEL.ATSS.POSTPROCESS = "official"
+# RGB in 0..255 (mmdetection, with its PIXEL_MEAN / PIXEL_STD); needs TO_BGR255 False
+_C.INPUT.TO_RGB255 = False
+# "official": PIL bilinear resize to the official size (shorter side MIN_SIZE, longer side
+# capped, int() rounding); "mmdet": OpenCV bilinear resize by min(MAX_SIZE / long, MIN_SIZE /
+# short) with int(x * scale + 0.5) rounding (mmcv.imrescale)
+_C.INPUT.RESIZE_STYLE = "official"
+# apply the EXIF orientation when decoding (OpenCV's default, mmdetection); the official code
+# (PIL) ignores it, as do COCO's boxes
+_C.INPUT.EXIF_ORIENTATION = False

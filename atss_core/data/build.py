@@ -15,8 +15,9 @@ from .samplers import DistributedSampler, GroupedBatchSampler, IterationBasedBat
 from .transforms import build_transforms
 
 
-def build_dataset(dataset_names, transforms, is_train):
-    """One dataset per name (test) or their concatenation (train)."""
+def build_dataset(dataset_names, transforms, is_train, exif_orientation=False, box_plus_one=1):
+    """One dataset per name (test) or their concatenation (train); ``exif_orientation``:
+    INPUT.EXIF_ORIENTATION; ``box_plus_one``: 1 or 0 as MODEL.LEGACY_PLUS_ONE."""
     if not isinstance(dataset_names, (list, tuple)) or not dataset_names:
         raise ValueError("DATASETS.{} must be a non-empty list of dataset names, got {!r}".format(
             "TRAIN" if is_train else "TEST", dataset_names))
@@ -27,7 +28,8 @@ def build_dataset(dataset_names, transforms, is_train):
         if factory is None:
             raise NotImplementedError("dataset {!r} needs {}, which atss_core does not have yet".format(
                 name, entry["factory"]))
-        args = dict(entry["args"], transforms=transforms, skip_unreadable=is_train)
+        args = dict(entry["args"], transforms=transforms, skip_unreadable=is_train,
+                    exif_orientation=exif_orientation, box_plus_one=box_plus_one)
         if entry["factory"] == "COCODataset":
             args["remove_images_without_annotations"] = is_train
         datasets.append(factory(**args))
@@ -88,7 +90,9 @@ def make_data_loader(cfg, is_train=True, start_iter=0, seed=0):
         num_iters, shuffle, start_iter = None, False, 0
     names = cfg.DATASETS.TRAIN if is_train else cfg.DATASETS.TEST
     bbox_aug = not is_train and cfg.TEST.BBOX_AUG.ENABLED  # the raw images go to engine/bbox_aug.py
-    datasets = build_dataset(names, None if bbox_aug else build_transforms(cfg, is_train), is_train)
+    datasets = build_dataset(names, None if bbox_aug else build_transforms(cfg, is_train), is_train,
+                             exif_orientation=cfg.INPUT.EXIF_ORIENTATION,
+                             box_plus_one=int(cfg.MODEL.LEGACY_PLUS_ONE))
     collator = BBoxAugCollator() if bbox_aug else BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY)
     loaders = []
     for dataset, name in zip(datasets, [names] if is_train else names):

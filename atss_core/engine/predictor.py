@@ -133,6 +133,7 @@ class ATSSDemo:
 
 def detections_to_records(detections, class_names):
     """[{"box_xyxy", "score", "label" (a name)}] of a BoxList with "scores" and "labels"."""
-    return [{"box_xyxy": [round(v, 2) for v in box], "score": round(score, 4), "label": class_names[label]}
+    # 1e-4 px and 1e-6 in score: finer than any comparison with another implementation needs
+    return [{"box_xyxy": [round(v, 4) for v in box], "score": round(score, 6), "label": class_names[label]}
             for box, score, label in zip(detections.bbox.tolist(), detections.get_field("scores").tolist(),
                                          detections.get_field("labels").tolist())]

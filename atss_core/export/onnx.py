@@ -6,7 +6,9 @@ cls x centerness), the sqrt(cls x centerness) score, multi-label NMS (ONNX NonMa
 on boxes grown by one pixel, which reproduces the legacy +1 IoU) and the final cap. The anchors
 and the per-level scoring, decoding and clipping are the eager model's own functions
 (anchor_generator.anchor_grid, inference.level_candidates / decode_candidates); only the
-candidate selection, the NMS and the cap have padded fixed-size counterparts here.
+candidate selection, the NMS and the cap have padded fixed-size counterparts here. With
+MODEL.ATSS.POSTPROCESS "mmdet" the graph ranks by cls, scores cls x centerness and runs
+class-wise NMS without the +1 (MODEL.LEGACY_PLUS_ONE False), as the eager MMDetPostProcessor.
 
 Input ``images``: float32 [N, 3, H, W], normalised as the model's own input tensor (BGR 0..255
 minus INPUT.PIXEL_MEAN, divided by PIXEL_STD, for the official configs), H and W dynamic and
@@ -19,6 +21,7 @@ import warnings
 
 import numpy as np
 import torch
+import torchvision
 from torch import nn
 
 from atss_core.layers.misc import DFConv2d
@@ -43,21 +46,25 @@ class MultiLabelNMS(torch.autograd.Function):
     NonMaxSuppression. Eagerly it runs atss_core's ml_nms; exported, it is that ONNX operator."""
 
     @staticmethod
-    def forward(ctx, boxes, class_scores, iou_threshold, max_per_class):
+    def forward(ctx, boxes, class_scores, iou_threshold, max_per_class, plus_one=1):
         from atss_core.layers import ml_nms
 
         rows = []
         for image in range(boxes.shape[0]):
             best, classes = class_scores[image].max(dim=0)
             valid = torch.nonzero(best > SCORE_THRESHOLD).squeeze(1)
-            # the +1 boxes use plain IoU here too: undo the growth for the legacy kernel
-            legacy = boxes[image, valid] - torch.tensor([0.0, 0.0, 1.0, 1.0], device=boxes.device)
-            kept = valid[ml_nms(legacy, best[valid], classes[valid], float(iou_threshold))]
+            if plus_one:
+                # the +1 boxes use plain IoU here too: undo the growth for the legacy kernel
+                legacy = boxes[image, valid] - torch.tensor([0.0, 0.0, 1.0, 1.0], device=boxes.device)
+                kept = valid[ml_nms(legacy, best[valid], classes[valid], float(iou_threshold))]
+            else:
+                kept = valid[torchvision.ops.batched_nms(boxes[image, valid], best[valid], classes[valid],
+                                                         float(iou_threshold))]
             rows.append(torch.stack([torch.full_like(kept, image), classes[kept], kept], dim=1))
         return torch.cat(rows).to(torch.int64) if rows else torch.zeros(0, 3, dtype=torch.int64)
 
     @staticmethod
-    def symbolic(g, boxes, class_scores, iou_threshold, max_per_class):
+    def symbolic(g, boxes, class_scores, iou_threshold, max_per_class, plus_one=1):
         max_out = g.op("Constant", value_t=torch.tensor([max_per_class], dtype=torch.int64))
         iou = g.op("Constant", value_t=torch.tensor([iou_threshold], dtype=torch.float32))
         score = g.op("Constant", value_t=torch.tensor([SCORE_THRESHOLD], dtype=torch.float32))
@@ -76,15 +83,15 @@ def select_candidates_padded(ranked, pre_nms_top_n):
     return top, torch.where(valid, index, torch.zeros_like(index)), valid
 
 
-def multi_label_nms_padded(boxes, scores, labels, num_classes, iou_threshold, max_per_class):
+def multi_label_nms_padded(boxes, scores, labels, num_classes, iou_threshold, max_per_class, plus_one=1):
     """The graph's counterpart of ATSSPostProcessor.select_over_all_levels' ml_nms: boxes
     [N, K, 4], scores [N, K] (SENTINEL where not valid), labels [N, K] -> scores [N, K] of the
     boxes NMS keeps, SENTINEL elsewhere. One score row per class makes ONNX's
-    NonMaxSuppression multi-label; +1 on the far corners gives the legacy IoU."""
+    NonMaxSuppression multi-label; +1 on the far corners gives the legacy IoU (``plus_one``)."""
     classes = torch.arange(1, num_classes + 1).view(1, num_classes, 1)
     class_scores = torch.where(labels[:, None, :] == classes, scores[:, None, :], SENTINEL)
-    grown = boxes + torch.tensor([0.0, 0.0, 1.0, 1.0])
-    selected = MultiLabelNMS.apply(grown, class_scores, iou_threshold, max_per_class)
+    grown = boxes + torch.tensor([0.0, 0.0, 1.0, 1.0]) * plus_one
+    selected = MultiLabelNMS.apply(grown, class_scores, iou_threshold, max_per_class, plus_one)
     kept = torch.full_like(scores, SENTINEL)
     kept[selected[:, 0], selected[:, 2]] = scores[selected[:, 0], selected[:, 2]]
     return kept
@@ -130,6 +137,8 @@ class ExportableATSS(nn.Module):
         self.nms_thresh = float(post.nms_thresh)
         self.detections_per_img = int(post.fpn_post_nms_top_n)
         self.min_size = post.min_size
+        self.mmdet = post.mmdet  # mmdetection's post-processing (MODEL.ATSS.POSTPROCESS)
+        self.plus_one = atss.anchor_generator.plus_one
         self.num_classes = cfg.MODEL.ATSS.NUM_CLASSES - 1
 
     def level_detections(self, box_cls, box_regression, centerness, stride, cell_anchors, width, height):
@@ -137,11 +146,13 @@ class ExportableATSS(nn.Module):
         [N, A * 4, H, W], [N, A, H, W] -> boxes [N, k, 4], scores [N, k] (SENTINEL on padding),
         labels [N, k]; k = PRE_NMS_TOP_N. The valid rows are the eager model's
         (ATSSPostProcessor.forward_for_single_feature_map), up to ties at the top-n."""
-        regression, _, ranked = level_candidates(box_cls, box_regression, centerness, self.pre_nms_thresh)
+        regression, _, ranked, centerness = level_candidates(box_cls, box_regression, centerness,
+                                                             self.pre_nms_thresh, rank_by_cls=self.mmdet)
         anchors = anchor_grid(cell_anchors, stride, box_cls.shape[2], box_cls.shape[3])
         top, index, valid = select_candidates_padded(ranked, self.pre_nms_top_n)
-        boxes, scores, labels, large = decode_candidates(self.box_coder, regression, anchors, index, top,
-                                                         self.num_classes, width, height, self.min_size)
+        boxes, scores, labels, large = decode_candidates(
+            self.box_coder, regression, anchors, index, top, self.num_classes, width, height, self.min_size,
+            centerness=centerness if self.mmdet else None, plus_one=self.plus_one)
         return boxes, torch.where(valid & large, scores, SENTINEL), labels
 
     def forward(self, images):
@@ -153,7 +164,7 @@ class ExportableATSS(nn.Module):
                   in zip(box_cls, box_regression, centerness, self.strides, self.cell_anchors)]
         boxes, scores, labels = (torch.cat(parts, 1) for parts in zip(*levels))
         kept = multi_label_nms_padded(boxes, scores, labels, self.num_classes, self.nms_thresh,
-                                      len(self.strides) * self.pre_nms_top_n)
+                                      len(self.strides) * self.pre_nms_top_n, self.plus_one)
         return keep_top_padded(boxes, kept, labels, self.detections_per_img)
 
 

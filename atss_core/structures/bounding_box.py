@@ -1,7 +1,8 @@
 """BoxList: the boxes of one image, with their image size and per-box fields.
 
-Boxes follow the legacy maskrcnn-benchmark pixel convention (TO_REMOVE = 1): a box
-covering pixels x1..x2 has width x2 - x1 + 1.
+Boxes follow the legacy maskrcnn-benchmark pixel convention by default (``plus_one`` =
+TO_REMOVE = 1): a box covering pixels x1..x2 has width x2 - x1 + 1. ``plus_one`` = 0 is the
+convention of mmdetection, torchvision and detectron2 (width x2 - x1; MODEL.LEGACY_PLUS_ONE False).
 """
 import torch
 
@@ -13,13 +14,13 @@ TO_REMOVE = 1
 _MODES = ("xyxy", "xywh")
 
 
-def clip_boxes_to_image(boxes, width, height):
-    """xyxy ``boxes`` [..., 4] clamped to x in [0, width - 1], y in [0, height - 1]. Shared by
+def clip_boxes_to_image(boxes, width, height, plus_one=TO_REMOVE):
+    """xyxy ``boxes`` [..., 4] clamped to x in [0, width - plus_one], y in [0, height - plus_one]. Shared by
     BoxList.clip_to_image and the post-processing that is also exported to ONNX, where
     ``width``/``height`` are 0-dim tensors: a Python int would be frozen into the traced graph."""
     ones = torch.ones((), dtype=boxes.dtype, device=boxes.device)  # a 0-dim limit on any device
-    x = boxes[..., 0::2].clamp(min=0).minimum((width - TO_REMOVE) * ones)
-    y = boxes[..., 1::2].clamp(min=0).minimum((height - TO_REMOVE) * ones)
+    x = boxes[..., 0::2].clamp(min=0).minimum((width - plus_one) * ones)
+    y = boxes[..., 1::2].clamp(min=0).minimum((height - plus_one) * ones)
     return torch.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], dim=-1)
 
 
@@ -30,10 +31,12 @@ class BoxList:
         bbox: [N, 4] boxes (anything ``torch.as_tensor`` accepts), in ``mode``.
         image_size: (width, height) of the image the boxes live in.
         mode: "xyxy" (corners) or "xywh" (corner + size).
+        plus_one: 1 (a box over pixels x1..x2 is x2 - x1 + 1 wide) or 0 (x2 - x1); kept by every
+            BoxList derived from this one.
     Extra per-box data (labels, scores, ...) are kept as fields, indexed along with the boxes.
     """
 
-    def __init__(self, bbox, image_size, mode="xyxy"):
+    def __init__(self, bbox, image_size, mode="xyxy", plus_one=TO_REMOVE):
         device = bbox.device if isinstance(bbox, torch.Tensor) else torch.device("cpu")
         bbox = torch.as_tensor(bbox, dtype=torch.float32, device=device)
         if bbox.numel() == 0:
@@ -48,6 +51,7 @@ class BoxList:
         self.bbox = bbox
         self.size = tuple(int(s) for s in image_size)  # (width, height)
         self.mode = mode
+        self.plus_one = plus_one
         self.extra_fields = {}
 
     # fields
@@ -79,8 +83,8 @@ class BoxList:
         if mode == "xyxy":
             bbox = torch.cat((xmin, ymin, xmax, ymax), dim=-1)
         else:
-            bbox = torch.cat((xmin, ymin, xmax - xmin + TO_REMOVE, ymax - ymin + TO_REMOVE), dim=-1)
-        result = BoxList(bbox, self.size, mode=mode)
+            bbox = torch.cat((xmin, ymin, xmax - xmin + self.plus_one, ymax - ymin + self.plus_one), dim=-1)
+        result = BoxList(bbox, self.size, mode=mode, plus_one=self.plus_one)
         result._copy_extra_fields(self)
         return result
 
@@ -88,19 +92,19 @@ class BoxList:
         if self.mode == "xyxy":
             return self.bbox.split(1, dim=-1)
         xmin, ymin, w, h = self.bbox.split(1, dim=-1)
-        return (xmin, ymin, xmin + (w - TO_REMOVE).clamp(min=0), ymin + (h - TO_REMOVE).clamp(min=0))
+        return (xmin, ymin, xmin + (w - self.plus_one).clamp(min=0), ymin + (h - self.plus_one).clamp(min=0))
 
     def resize(self, size, *args, **kwargs):
         """Rescales the boxes to an image of ``size`` = (width, height)."""
         ratios = tuple(float(s) / float(s_orig) for s, s_orig in zip(size, self.size))
         if ratios[0] == ratios[1]:
-            bbox = BoxList(self.bbox * ratios[0], size, mode=self.mode)
+            bbox = BoxList(self.bbox * ratios[0], size, mode=self.mode, plus_one=self.plus_one)
         else:
             ratio_width, ratio_height = ratios
             xmin, ymin, xmax, ymax = self._split_into_xyxy()
             scaled = torch.cat((xmin * ratio_width, ymin * ratio_height, xmax * ratio_width, ymax * ratio_height),
                                dim=-1)
-            bbox = BoxList(scaled, size, mode="xyxy").convert(self.mode)
+            bbox = BoxList(scaled, size, mode="xyxy", plus_one=self.plus_one).convert(self.mode)
         for k, v in self.extra_fields.items():
             if not isinstance(v, torch.Tensor) and hasattr(v, "resize"):
                 v = v.resize(size, *args, **kwargs)
@@ -114,10 +118,10 @@ class BoxList:
         image_width, image_height = self.size
         xmin, ymin, xmax, ymax = self._split_into_xyxy()
         if method == FLIP_LEFT_RIGHT:
-            flipped = (image_width - xmax - TO_REMOVE, ymin, image_width - xmin - TO_REMOVE, ymax)
+            flipped = (image_width - xmax - self.plus_one, ymin, image_width - xmin - self.plus_one, ymax)
         else:
             flipped = (xmin, image_height - ymax, xmax, image_height - ymin)
-        bbox = BoxList(torch.cat(flipped, dim=-1), self.size, mode="xyxy")
+        bbox = BoxList(torch.cat(flipped, dim=-1), self.size, mode="xyxy", plus_one=self.plus_one)
         for k, v in self.extra_fields.items():
             if not isinstance(v, torch.Tensor) and hasattr(v, "transpose"):
                 v = v.transpose(method)
@@ -134,7 +138,7 @@ class BoxList:
             (xmax - box[0]).clamp(min=0, max=w),
             (ymax - box[1]).clamp(min=0, max=h),
         )
-        bbox = BoxList(torch.cat(cropped, dim=-1), (w, h), mode="xyxy")
+        bbox = BoxList(torch.cat(cropped, dim=-1), (w, h), mode="xyxy", plus_one=self.plus_one)
         for k, v in self.extra_fields.items():
             if not isinstance(v, torch.Tensor) and hasattr(v, "crop"):
                 v = v.crop(box)
@@ -143,7 +147,7 @@ class BoxList:
 
     def clip_to_image(self, remove_empty=True):
         """Clamps the boxes to the image; with remove_empty, drops boxes left with no extent."""
-        self.bbox.copy_(clip_boxes_to_image(self.bbox, self.size[0], self.size[1]))  # in place, as before
+        self.bbox.copy_(clip_boxes_to_image(self.bbox, self.size[0], self.size[1], self.plus_one))  # in place
         if remove_empty:
             box = self.bbox
             keep = (box[:, 3] > box[:, 1]) & (box[:, 2] > box[:, 0])
@@ -153,12 +157,12 @@ class BoxList:
     def area(self):
         box = self.bbox
         if self.mode == "xyxy":
-            return (box[:, 2] - box[:, 0] + TO_REMOVE) * (box[:, 3] - box[:, 1] + TO_REMOVE)
+            return (box[:, 2] - box[:, 0] + self.plus_one) * (box[:, 3] - box[:, 1] + self.plus_one)
         return box[:, 2] * box[:, 3]
 
     # containers
     def to(self, device):
-        bbox = BoxList(self.bbox.to(device), self.size, self.mode)
+        bbox = BoxList(self.bbox.to(device), self.size, self.mode, self.plus_one)
         for k, v in self.extra_fields.items():
             if hasattr(v, "to"):
                 v = v.to(device)
@@ -166,7 +170,7 @@ class BoxList:
         return bbox
 
     def __getitem__(self, item):
-        bbox = BoxList(self.bbox[item], self.size, self.mode)
+        bbox = BoxList(self.bbox[item], self.size, self.mode, self.plus_one)
         for k, v in self.extra_fields.items():
             bbox.add_field(k, v[item])
         return bbox
@@ -175,7 +179,7 @@ class BoxList:
         return self.bbox.shape[0]
 
     def copy_with_fields(self, fields, skip_missing=False):
-        bbox = BoxList(self.bbox, self.size, self.mode)
+        bbox = BoxList(self.bbox, self.size, self.mode, self.plus_one)
         if not isinstance(fields, (list, tuple)):
             fields = [fields]
         for field in fields:

@@ -50,19 +50,20 @@ def remove_small_boxes(boxlist, min_size):
     return boxlist[keep]
 
 
-def box_iou_legacy(boxes1, boxes2):
-    """[N, M] IoU of xyxy boxes [N, 4] and [M, 4] with the legacy +1 convention."""
-    return paired_box_iou_legacy(boxes1[:, None, :], boxes2[None, :, :])
+def box_iou_legacy(boxes1, boxes2, plus_one=TO_REMOVE):
+    """[N, M] IoU of xyxy boxes [N, 4] and [M, 4] with the legacy +1 convention (or ``plus_one`` 0)."""
+    return paired_box_iou_legacy(boxes1[:, None, :], boxes2[None, :, :], plus_one)
 
 
-def paired_box_iou_legacy(boxes1, boxes2):
-    """IoU of xyxy boxes [..., 4] and [..., 4] paired by broadcasting (+1 convention); the same
-    float operations as :func:`box_iou_legacy`, so the same pair gives the same bits."""
-    area1 = (boxes1[..., 2] - boxes1[..., 0] + TO_REMOVE) * (boxes1[..., 3] - boxes1[..., 1] + TO_REMOVE)
-    area2 = (boxes2[..., 2] - boxes2[..., 0] + TO_REMOVE) * (boxes2[..., 3] - boxes2[..., 1] + TO_REMOVE)
+def paired_box_iou_legacy(boxes1, boxes2, plus_one=TO_REMOVE):
+    """IoU of xyxy boxes [..., 4] and [..., 4] paired by broadcasting (+1 convention unless
+    ``plus_one`` is 0); the same float operations as :func:`box_iou_legacy`, so the same pair
+    gives the same bits."""
+    area1 = (boxes1[..., 2] - boxes1[..., 0] + plus_one) * (boxes1[..., 3] - boxes1[..., 1] + plus_one)
+    area2 = (boxes2[..., 2] - boxes2[..., 0] + plus_one) * (boxes2[..., 3] - boxes2[..., 1] + plus_one)
     lt = torch.max(boxes1[..., :2], boxes2[..., :2])
     rb = torch.min(boxes1[..., 2:], boxes2[..., 2:])
-    wh = (rb - lt + TO_REMOVE).clamp(min=0)
+    wh = (rb - lt + plus_one).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]
     return inter / (area1 + area2 - inter)
 
@@ -72,7 +73,7 @@ def boxlist_iou(boxlist1, boxlist2):
     if boxlist1.size != boxlist2.size:
         raise ValueError("boxlist_iou: boxlists must describe the same image, got sizes {} and {}".format(
             boxlist1.size, boxlist2.size))
-    return box_iou_legacy(boxlist1.convert("xyxy").bbox, boxlist2.convert("xyxy").bbox)
+    return box_iou_legacy(boxlist1.convert("xyxy").bbox, boxlist2.convert("xyxy").bbox, boxlist1.plus_one)
 
 
 def _cat(tensors, dim=0):
@@ -94,7 +95,7 @@ def cat_boxlist(bboxes):
             raise ValueError("cat_boxlist: modes differ: {} vs {}".format(mode, b.mode))
         if set(b.fields()) != fields:
             raise ValueError("cat_boxlist: fields differ: {} vs {}".format(sorted(fields), sorted(b.fields())))
-    cat_boxes = BoxList(_cat([b.bbox for b in bboxes], dim=0), size, mode)
+    cat_boxes = BoxList(_cat([b.bbox for b in bboxes], dim=0), size, mode, bboxes[0].plus_one)
     for field in fields:
         cat_boxes.add_field(field, _cat([b.get_field(field) for b in bboxes], dim=0))
     return cat_boxes

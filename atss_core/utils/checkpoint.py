@@ -9,6 +9,7 @@ import torch
 from atss_core.utils.c2_model_loading import load_c2_format
 from atss_core.utils.model_serialization import load_state_dict
 from atss_core.utils.weight_files import UntrustedWeightsError, read_torch_file
+from atss_core.weights.mmdet import check_mmdet_pairing, convert_mmdet_atss, mmdet_state_dict, uses_mmdet_conventions
 from atss_core.weights.sources import resolve_weights
 from atss_core.weights.torchvision import check_torchvision_conventions, convert_torchvision_resnet, is_torchvision_resnet
 
@@ -19,6 +20,10 @@ def atomic_torch_save(obj, path):
     tmp = path + ".tmp"
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+_HEAD_KEY = "rpn.head.cls_logits.weight"
+_ANCHOR_BUFFERS = "rpn.anchor_generator."
 
 
 class Checkpointer:
@@ -41,6 +46,8 @@ class Checkpointer:
             data["optimizer"] = self.optimizer.state_dict()
         if self.scheduler is not None:
             data["scheduler"] = self.scheduler.state_dict()
+        if self.cfg is not None and uses_mmdet_conventions(self.cfg):
+            data["conventions"] = "mmdet"  # checked against the config when loaded (check_mmdet_pairing)
         data.update(extra)
         path = os.path.join(self.save_dir, "{}.pth".format(name))
         self.logger.info("saving checkpoint to %s", path)
@@ -91,9 +98,10 @@ class Checkpointer:
         self.logger.info("loading weights from %s", f)
         checkpoint = self._load_file(f)
         self._load_model(checkpoint, strict=strict, source=f)
-        ignored = sorted(k for k in checkpoint if k not in ("model",))
+        ignored = sorted(k for k in checkpoint if k not in ("model", "conventions"))
         if ignored:
-            self.logger.info("weights only: %s of %s not used (a training run starts at iteration 0)", ", ".join(ignored), f)
+            self.logger.info("weights only: %s of %s not used (a training run starts at iteration 0)",
+                             ", ".join(ignored), f)
         return {}
 
     def _load_file(self, f):
@@ -114,7 +122,20 @@ class Checkpointer:
             raise
         except Exception as error:  # a truncated or foreign file
             raise RuntimeError("could not read checkpoint {}: {}".format(f, error)) from error
+        mmdet = mmdet_state_dict(loaded)
+        if mmdet is not None:  # mmdetection's names and conventions
+            stage_with_dcn = (False,) * 4
+            if self.cfg is not None:
+                check_mmdet_pairing(self.cfg, True, f)
+                stage_with_dcn = self.cfg.MODEL.RESNETS.STAGE_WITH_DCN
+            self.logger.info("%s holds an mmdetection ATSS model: converted to our names", f)
+            converted = convert_mmdet_atss(mmdet, stage_with_dcn=stage_with_dcn)
+            # the anchors are buffers in our state dict; mmdetection computes them from its config
+            converted.update((k, v) for k, v in self.model.state_dict().items() if k.startswith(_ANCHOR_BUFFERS))
+            return {"model": converted}
         if isinstance(loaded, dict) and "model" in loaded and isinstance(loaded["model"], dict):
+            if self.cfg is not None and _HEAD_KEY in loaded["model"]:  # a whole detector, not a backbone
+                check_mmdet_pairing(self.cfg, loaded.get("conventions") == "mmdet", f)
             return loaded
         if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
             if is_torchvision_resnet(loaded):  # an ImageNet ResNet of torchvision's: its names, its conventions

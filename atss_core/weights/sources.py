@@ -1,7 +1,9 @@
 """One entry point from a weights name to a local file (MODEL.WEIGHT, the demos' --weights,
 tools/export_onnx.py): a path is used as it is; ``catalog://NAME`` (Detectron's ImageNet
-models), ``http(s)://URL`` and ``torchvision://ARCH`` (torchvision's ImageNet ResNets, address
-and hash from torchvision's weight enums) are downloaded into the cache
+models), ``http(s)://URL``, ``torchvision://ARCH`` (torchvision's ImageNet ResNets, address
+and hash from torchvision's weight enums) and ``mmdet://NAME`` (mmdetection's ATSS models,
+weights/mmdet.py; $ATSS_MMDET_URL replaces their address up to the file name, for a mirror)
+are downloaded into the cache
 ($ATSS_WEIGHTS_DIR, default ~/.cache/atss_core/weights) the first time (download.py)."""
 import hashlib
 import os
@@ -9,10 +11,12 @@ import urllib.parse
 
 from atss_core.config.paths_catalog import ModelCatalog
 from atss_core.weights.download import download
+from atss_core.weights.mmdet import mmdet_url
 from atss_core.weights.torchvision import torchvision_weight_file_name, torchvision_weight_url
 
 CATALOG_PREFIX = "catalog://"
 TORCHVISION_PREFIX = "torchvision://"
+MMDET_PREFIX = "mmdet://"
 URL_PREFIXES = ("http://", "https://")
 
 
@@ -37,6 +41,13 @@ def resolve_weights(name):
         arch = name[len(TORCHVISION_PREFIX):]
         return download(torchvision_weight_url(arch), os.path.join(ModelCatalog.weights_dir(), "torchvision",
                                                                    torchvision_weight_file_name(arch)))
+    if name.startswith(MMDET_PREFIX):
+        url = mmdet_url(name[len(MMDET_PREFIX):])
+        file_name = os.path.basename(urllib.parse.urlparse(url).path)
+        mirror = os.environ.get("ATSS_MMDET_URL")
+        if mirror:
+            url = mirror.rstrip("/") + "/" + file_name
+        return download(url, os.path.join(ModelCatalog.weights_dir(), "mmdet", file_name))
     if name.startswith(URL_PREFIXES):
         return download(name, url_cache_path(name))
     return name

@@ -140,10 +140,14 @@ def check_torchvision_conventions(cfg, source="torchvision weights"):
         wrong.append("MODEL.RESNETS.STRIDE_IN_1X1 False")
     if cfg.INPUT.TO_BGR255:
         wrong.append("INPUT.TO_BGR255 False")
-    if not _close(cfg.INPUT.PIXEL_MEAN, TORCHVISION_PIXEL_MEAN):
-        wrong.append("INPUT.PIXEL_MEAN {}".format(list(TORCHVISION_PIXEL_MEAN)))
-    if not _close(cfg.INPUT.PIXEL_STD, TORCHVISION_PIXEL_STD):
-        wrong.append("INPUT.PIXEL_STD {}".format(list(TORCHVISION_PIXEL_STD)))
+    # RGB in 0..255 (INPUT.TO_RGB255, mmdetection's input) with the statistics scaled by 255 is the same input
+    scale = 255.0 if cfg.INPUT.get("TO_RGB255", False) else 1.0
+    mean = [scale * v for v in TORCHVISION_PIXEL_MEAN]
+    std = [scale * v for v in TORCHVISION_PIXEL_STD]
+    if not _close(cfg.INPUT.PIXEL_MEAN, mean, tol=1e-3 * scale):
+        wrong.append("INPUT.PIXEL_MEAN {}".format([round(v, 3) for v in mean]))
+    if not _close(cfg.INPUT.PIXEL_STD, std, tol=1e-3 * scale):
+        wrong.append("INPUT.PIXEL_STD {}".format([round(v, 3) for v in std]))
     if not wrong:
         return
     shipped = torchvision_config_for(cfg)

@@ -371,3 +371,18 @@ def test_bad_settings_are_named(cache, monkeypatch):
     monkeypatch.setenv("ATSS_DOWNLOAD_RETRIES", "-1")
     with pytest.raises(ValueError, match="ATSS_DOWNLOAD_RETRIES >= 0"):
         download("http://127.0.0.1:9/x.pth", str(cache / "x.pth"))
+
+
+def test_mmdet_names_resolve_to_the_zoo_file_and_can_point_at_a_mirror(server, cache, monkeypatch):
+    """mmdet://atss_r50_fpn_1x_coco asks the mirror for the zoo's file name, whose hash part
+    (985f7bd0) is verified: a file that is not the zoo's is refused and not cached."""
+    name = "atss_r50_fpn_1x_coco_20200209-985f7bd0.pth"
+    publish(server, name)
+    monkeypatch.setenv("ATSS_MMDET_URL", server.url + "/files")
+    monkeypatch.setenv("ATSS_DOWNLOAD_RETRIES", "1")
+    with pytest.raises(DownloadError, match="does not match the 985f7bd0"):
+        resolve_weights("mmdet://atss_r50_fpn_1x_coco")
+    assert ("/files/" + name, None) in server.requests
+    assert left_in(cache) == []
+    with pytest.raises(ValueError, match="unknown mmdetection model 'atss_r18'.*atss_r101_fpn_1x_coco"):
+        resolve_weights("mmdet://atss_r18")

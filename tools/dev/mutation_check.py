@@ -42,6 +42,8 @@ OPS = "atss_core/structures/boxlist_ops.py"
 HEAD = "atss_core/modeling/rpn/atss/atss.py"
 
 MODEL_TESTS = [GOLDEN, "tests/modeling"]
+MMDET = "atss_core/weights/mmdet.py"
+MMDET_TESTS = ["tests/golden/test_mmdet_outputs.py", "tests/weights/test_mmdet_checkpoints.py"]
 AUG_TESTS = ["tests/engine/test_bbox_aug.py", "tests/golden/test_official_outputs.py::test_multi_scale_test_matches_official"]
 EVAL_TESTS = ["tests/engine/test_coco_evaluation.py", "tests/data/test_voc.py"]
 DATA_TESTS = ["tests/data/test_transforms.py", "tests/structures", "tests/engine/test_bbox_aug.py",
@@ -51,6 +53,22 @@ CKPT_TESTS = ["tests/utils/test_checkpoint.py"]
 
 # (id, file, original, mutated, tests)
 MUTANTS = [
+    # mmdetection's conventions (configs/mmdet/)
+    ("mmdet-anchor-offset", ANCHORS, "return torch.stack([-0.5 * ws, -0.5 * hs, 0.5 * ws, 0.5 * hs], dim=1)",
+     "return torch.stack([0.5 - 0.5 * ws, 0.5 - 0.5 * hs, 0.5 + 0.5 * ws, 0.5 + 0.5 * hs], dim=1)", MMDET_TESTS),
+    ("mmdet-decode-plus-one", CODER,
+     "return torch.stack([ctr_x - 0.5 * w, ctr_y - 0.5 * h, ctr_x + 0.5 * w, ctr_y + 0.5 * h], dim=1)",
+     "return torch.stack([ctr_x - 0.5 * (w - 1), ctr_y - 0.5 * (h - 1), ctr_x + 0.5 * (w - 1), ctr_y + 0.5 * (h - 1)], dim=1)",
+     MMDET_TESTS),
+    ("mmdet-score-sqrt", POST, "scores = ranked * torch.gather(centerness, -1, rows)",
+     "scores = torch.sqrt(ranked * torch.gather(centerness, -1, rows))", MMDET_TESTS),
+    ("mmdet-nms-class-agnostic", POST, "offsets = classes.to(boxes) * (boxes.max() + torch.tensor(1).to(boxes))",
+     "offsets = 0 * classes.to(boxes)", MMDET_TESTS),
+    ("mmdet-resize-rounding", TRANSFORMS, "return int(h * float(scale) + 0.5), int(w * float(scale) + 0.5)",
+     "return int(h * float(scale)), int(w * float(scale))", MMDET_TESTS),
+    ("mmdet-p6-p7-swapped", MMDET, '"backbone.fpn.top_blocks.p{}.{}".format(index + 3, leaf)',
+     '"backbone.fpn.top_blocks.p{}.{}".format(10 - index, leaf)', MMDET_TESTS),
+
     # box coding
     ("coder-weights", CODER, "BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)", "BOX_WEIGHTS = (10.0, 10.0, 10.0, 10.0)", MODEL_TESTS),
     ("coder-to-remove", CODER, "TO_REMOVE = 1\n", "TO_REMOVE = 0\n", MODEL_TESTS),
@@ -115,21 +133,21 @@ MUTANTS = [
     ("flatten-anchor-class-order", UTILS, "layer.view(N, A, C, H, W).permute(0, 3, 4, 1, 2)",
      "layer.view(N, C, A, H, W).permute(0, 3, 4, 2, 1)", MODEL_TESTS),
     # post-processing
-    ("post-no-centerness", POST, "ranked = torch.where(candidates, box_cls * centerness[:, :, None], SENTINEL)",
+    ("post-no-centerness", POST, "ranked = torch.where(candidates, box_cls if rank_by_cls else box_cls * centerness[:, :, None], SENTINEL)",
      "ranked = torch.where(candidates, box_cls, SENTINEL)", MODEL_TESTS),
     ("post-score-no-sqrt", POST, "scores = torch.sqrt(ranked)", "scores = ranked", MODEL_TESTS),
     ("post-label-offset", POST, "labels = locations - rows * num_classes + 1", "labels = locations - rows * num_classes",
      MODEL_TESTS),
-    ("post-no-clip", POST, "boxes = clip_boxes_to_image(boxes, width, height)", "boxes = boxes", MODEL_TESTS),
+    ("post-no-clip", POST, "boxes = clip_boxes_to_image(boxes, width, height, plus_one)", "boxes = boxes", MODEL_TESTS),
     ("post-threshold-after-centerness", POST,
-     "candidates = box_cls > pre_nms_thresh\n    ranked = torch.where(candidates, box_cls * centerness[:, :, None], SENTINEL)",
+     "candidates = box_cls > pre_nms_thresh\n    ranked = torch.where(candidates, box_cls if rank_by_cls else box_cls * centerness[:, :, None], SENTINEL)",
      "ranked = box_cls * centerness[:, :, None]\n    candidates = ranked > pre_nms_thresh\n    ranked = torch.where(candidates, ranked, SENTINEL)",
      MODEL_TESTS),
     ("top-detections-drop-ties", OPS, "scores >= image_thresh.item()", "scores > image_thresh.item()",
      MODEL_TESTS + ["tests/structures", "tests/engine/test_bbox_aug.py"]),
     ("top-detections-kth", OPS, "count - detections_per_img + 1)", "count - detections_per_img)",
      MODEL_TESTS + ["tests/structures"]),
-    ("iou-no-plus-one", OPS, "wh = (rb - lt + TO_REMOVE).clamp(min=0)", "wh = (rb - lt).clamp(min=0)",
+    ("iou-no-plus-one", OPS, "wh = (rb - lt + plus_one).clamp(min=0)", "wh = (rb - lt).clamp(min=0)",
      MODEL_TESTS + ["tests/structures"]),
     # multi-scale test
     ("aug-flip-not-undone", AUG, "                output = output.transpose(FLIP_LEFT_RIGHT)\n", "                pass\n",
@@ -170,12 +188,12 @@ MUTANTS = [
      DATA_TESTS),
     ("normalize-rgb", TRANSFORMS, "return (image - self.mean) / self.std, target",
      "return (image[[2, 1, 0]] - self.mean) / self.std, target", DATA_TESTS + [GOLDEN]),
-    ("box-flip-plus-one", BOX, "flipped = (image_width - xmax - TO_REMOVE, ymin, image_width - xmin - TO_REMOVE, ymax)",
+    ("box-flip-plus-one", BOX, "flipped = (image_width - xmax - self.plus_one, ymin, image_width - xmin - self.plus_one, ymax)",
      "flipped = (image_width - xmax, ymin, image_width - xmin, ymax)", DATA_TESTS),
     ("box-resize-axes", BOX, "ratio_width, ratio_height = ratios", "ratio_height, ratio_width = ratios", DATA_TESTS),
-    ("box-xywh-plus-one", BOX, "bbox = torch.cat((xmin, ymin, xmax - xmin + TO_REMOVE, ymax - ymin + TO_REMOVE), dim=-1)",
+    ("box-xywh-plus-one", BOX, "bbox = torch.cat((xmin, ymin, xmax - xmin + self.plus_one, ymax - ymin + self.plus_one), dim=-1)",
      "bbox = torch.cat((xmin, ymin, xmax - xmin, ymax - ymin), dim=-1)", DATA_TESTS + EVAL_TESTS),
-    ("box-clip-width", BOX, "x = boxes[..., 0::2].clamp(min=0).minimum((width - TO_REMOVE) * ones)",
+    ("box-clip-width", BOX, "x = boxes[..., 0::2].clamp(min=0).minimum((width - plus_one) * ones)",
      "x = boxes[..., 0::2].clamp(min=0).minimum(width * ones)", DATA_TESTS + MODEL_TESTS),
     # solver
     ("solver-bias-lr", SOLVER, "lr = solver.BASE_LR * solver.BIAS_LR_FACTOR", "lr = solver.BASE_LR", SOLVER_TESTS),
@@ -247,7 +265,7 @@ MUTANTS += [
      "max_size, flip_prob = cfg.INPUT.MAX_SIZE_TRAIN, 0.0", DATA_TESTS + ["tests/data/test_build.py"]),
     ("train-size-range-exclusive", TRANSFORM_BUILD, "min_size = list(range(lo, hi + 1))", "min_size = list(range(lo, hi))",
      DATA_TESTS + ["tests/data/test_build.py"]),
-    ("box-area-plus-one", BOX, "return (box[:, 2] - box[:, 0] + TO_REMOVE) * (box[:, 3] - box[:, 1] + TO_REMOVE)",
+    ("box-area-plus-one", BOX, "return (box[:, 2] - box[:, 0] + self.plus_one) * (box[:, 3] - box[:, 1] + self.plus_one)",
      "return (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])", DATA_TESTS + MODEL_TESTS),
     ("solver-no-momentum", SOLVER, "momentum=solver.MOMENTUM)", "momentum=0.0)", SOLVER_TESTS),
     ("scheduler-warmup-direction", SCHEDULER, "warmup = self.warmup_factor * (1 - alpha) + alpha",

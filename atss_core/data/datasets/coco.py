@@ -30,7 +30,10 @@ class COCODataset(torch.utils.data.Dataset):
     and back). With ``remove_images_without_annotations`` (training) images without a usable
     box are dropped; crowd boxes are never targets. Test datasets keep every image."""
 
-    def __init__(self, ann_file, root, remove_images_without_annotations, transforms=None, skip_unreadable=False):
+    def __init__(self, ann_file, root, remove_images_without_annotations, transforms=None, skip_unreadable=False,
+                 exif_orientation=False, box_plus_one=1):
+        self.exif_orientation = exif_orientation
+        self.box_plus_one = box_plus_one
         if not os.path.isfile(ann_file):
             raise FileNotFoundError("COCO annotation file not found: {}".format(ann_file))
         if not os.path.isdir(root):
@@ -72,7 +75,8 @@ class COCODataset(torch.utils.data.Dataset):
         anno = [obj for obj in self.coco.loadAnns(self.coco.getAnnIds(imgIds=info["id"], iscrowd=None))
                 if obj.get("iscrowd", 0) == 0]
         boxes = torch.as_tensor([obj["bbox"] for obj in anno], dtype=torch.float32).reshape(-1, 4)
-        target = BoxList(boxes, (info["width"], info["height"]), mode="xywh").convert("xyxy")
+        target = BoxList(boxes, (info["width"], info["height"]), mode="xywh", plus_one=self.box_plus_one)
+        target = target.convert("xyxy")
         labels = [self.json_category_id_to_contiguous_id[obj["category_id"]] for obj in anno]
         target.add_field("labels", torch.tensor(labels, dtype=torch.int64))
         return target.clip_to_image(remove_empty=True)
@@ -89,7 +93,7 @@ class COCODataset(torch.utils.data.Dataset):
 
     def _load_item(self, index):
         info = self.get_img_info(index)
-        image = read_image_bgr(self.image_path(index))
+        image = read_image_bgr(self.image_path(index), self.exif_orientation)
         if (image.shape[1], image.shape[0]) != (info["width"], info["height"]):
             raise ValueError("{}: the annotation says {}x{} but the image is {}x{}".format(
                 info["file_name"], info["width"], info["height"], image.shape[1], image.shape[0]))

@@ -36,9 +36,10 @@ class UnreadableImageError(ValueError):
     """An image file that exists but is corrupt, truncated or not an image."""
 
 
-def read_image_bgr(path):
+def read_image_bgr(path, exif_orientation=False):
     """HxWx3 uint8 BGR array of the image at ``path``, as stored: the EXIF orientation is ignored,
-    as PIL (the official loader) ignores it, since COCO boxes refer to the stored pixels.
+    as PIL (the official loader) ignores it, since COCO boxes refer to the stored pixels;
+    ``exif_orientation`` applies it (OpenCV's default, which mmdetection uses).
     A JPEG without its end marker is refused: OpenCV would return it with the missing part grey."""
     if not os.path.isfile(path):
         raise FileNotFoundError("image not found: {}".format(path))
@@ -46,7 +47,8 @@ def read_image_bgr(path):
         data = f.read()
     if data.startswith(_JPEG_START) and jpeg_is_truncated(data):
         raise UnreadableImageError("image {} is truncated (its JPEG end marker is missing)".format(path))
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    flags = cv2.IMREAD_COLOR if exif_orientation else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if image is None:
         raise UnreadableImageError("could not decode image {} (corrupt or not an image)".format(path))
     return image

@@ -16,8 +16,13 @@ def build_transforms(cfg, is_train=True):
     else:
         min_size, max_size, flip_prob = cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, 0.0
     return T.Compose([
-        T.Resize(min_size, max_size),
+        T.Resize(min_size, max_size, style=cfg.INPUT.RESIZE_STYLE),
         T.RandomHorizontalFlip(flip_prob),
         T.ToTensor(),
-        T.Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD, to_bgr255=cfg.INPUT.TO_BGR255),
+        normalize_transform(cfg),
     ])
+
+
+def normalize_transform(cfg):
+    return T.Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD, to_bgr255=cfg.INPUT.TO_BGR255,
+                       to_rgb255=cfg.INPUT.TO_RGB255)

@@ -24,7 +24,8 @@ def build_resnet_fpn_p3p7_backbone(cfg):
         out_channels=out_channels,
         conv_block=conv_with_kaiming_uniform(cfg.MODEL.FPN.USE_GN, cfg.MODEL.FPN.USE_RELU,
                                              gn_cfg=cfg.MODEL.GROUP_NORM),
-        top_blocks=fpn_module.LastLevelP6P7(in_channels_p6p7, out_channels),
+        top_blocks=fpn_module.LastLevelP6P7(in_channels_p6p7, out_channels,
+                                            relu_before_p7=cfg.MODEL.FPN.RELU_BEFORE_P7),
     )
     model = nn.Sequential(OrderedDict([("body", body), ("fpn", fpn)]))
     model.out_channels = out_channels

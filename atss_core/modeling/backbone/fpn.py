@@ -40,9 +40,10 @@ class FPN(nn.Module):
 
 
 class LastLevelP6P7(nn.Module):
-    """P6 = 3x3/2 conv of C5 (or of P5 when the channel counts match), P7 = 3x3/2 conv of ReLU(P6)."""
+    """P6 = 3x3/2 conv of C5 (or of P5 when the channel counts match), P7 = 3x3/2 conv of ReLU(P6)
+    (of P6 itself without ``relu_before_p7``, as mmdetection)."""
 
-    def __init__(self, in_channels, out_channels):
+    def __init__(self, in_channels, out_channels, relu_before_p7=True):
         super().__init__()
         self.p6 = nn.Conv2d(in_channels, out_channels, 3, 2, 1)
         self.p7 = nn.Conv2d(out_channels, out_channels, 3, 2, 1)
@@ -50,8 +51,9 @@ class LastLevelP6P7(nn.Module):
             nn.init.kaiming_uniform_(module.weight, a=1)
             nn.init.constant_(module.bias, 0)
         self.use_p5 = in_channels == out_channels
+        self.relu_before_p7 = relu_before_p7
 
     def forward(self, c5, p5):
         p6 = self.p6(p5 if self.use_p5 else c5)
-        p7 = self.p7(F.relu(p6))
+        p7 = self.p7(F.relu(p6) if self.relu_before_p7 else p6)
         return [p6, p7]

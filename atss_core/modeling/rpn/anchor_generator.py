@@ -46,6 +46,18 @@ def generate_anchors(stride, sizes, aspect_ratios):
     return _anchors_from_whctr(all_ws, all_hs, ctrs, ctrs)
 
 
+def generate_centred_anchors(sizes, aspect_ratios):
+    """[len(aspect_ratios) * len(sizes), 4] cell anchors centred on the grid point (offset 0),
+    w = size / sqrt(ratio), h = size * sqrt(ratio), without rounding or +1, aspect-ratio major
+    (mmdetection's AnchorGenerator with center_offset 0; MODEL.LEGACY_PLUS_ONE False)."""
+    ratios = torch.tensor(aspect_ratios, dtype=torch.float32)
+    sizes = torch.tensor(sizes, dtype=torch.float32)
+    h_ratios = torch.sqrt(ratios)
+    ws = (sizes[None, :] / h_ratios[:, None]).reshape(-1)
+    hs = (sizes[None, :] * h_ratios[:, None]).reshape(-1)
+    return torch.stack([-0.5 * ws, -0.5 * hs, 0.5 * ws, 0.5 * hs], dim=1)
+
+
 def anchor_grid(cell_anchors, stride, height, width):
     """[H * W * A, 4] anchors of an H x W feature map, ordered (y, x, anchor): the cell
     anchors [A, 4] shifted by ``stride`` per cell. The one grid of both the eager model
@@ -66,9 +78,15 @@ class AnchorGenerator(nn.Module):
     ``straddle_thresh``; a negative threshold disables the check)."""
 
     def __init__(self, sizes=(128, 256, 512), aspect_ratios=(0.5, 1.0, 2.0), anchor_strides=(8, 16, 32),
-                 straddle_thresh=0):
+                 straddle_thresh=0, legacy_plus_one=True):
         super().__init__()
-        if len(anchor_strides) == 1:
+        if not legacy_plus_one:
+            if len(anchor_strides) != len(sizes):
+                raise ValueError("AnchorGenerator: {} strides but {} size groups".format(len(anchor_strides),
+                                                                                         len(sizes)))
+            cell_anchors = [generate_centred_anchors(size if isinstance(size, (tuple, list)) else (size,),
+                                                     aspect_ratios) for size in sizes]
+        elif len(anchor_strides) == 1:
             cell_anchors = [generate_anchors(anchor_strides[0], sizes, aspect_ratios).float()]
         else:
             if len(anchor_strides) != len(sizes):
@@ -81,6 +99,7 @@ class AnchorGenerator(nn.Module):
         self.strides = anchor_strides
         self.cell_anchors = BufferList(cell_anchors)
         self.straddle_thresh = straddle_thresh
+        self.plus_one = 1 if legacy_plus_one else 0
         self._grid_cache = {}
 
     def num_anchors_per_location(self):
@@ -110,7 +129,7 @@ class AnchorGenerator(nn.Module):
         for height, width in image_list.image_sizes:
             in_image = []
             for level_anchors in per_level:
-                boxlist = BoxList(level_anchors, (width, height), mode="xyxy")
+                boxlist = BoxList(level_anchors, (width, height), mode="xyxy", plus_one=self.plus_one)
                 boxlist.add_field("visibility", self._visibility(level_anchors, width, height))
                 in_image.append(boxlist)
             anchors.append(in_image)
@@ -127,4 +146,5 @@ def make_anchor_generator_atss(config):
         tuple(size * math.pow(atss.OCTAVE, i / float(atss.SCALES_PER_OCTAVE)) for i in range(atss.SCALES_PER_OCTAVE))
         for size in atss.ANCHOR_SIZES
     )
-    return AnchorGenerator(sizes, atss.ASPECT_RATIOS, atss.ANCHOR_STRIDES, atss.STRADDLE_THRESH)
+    return AnchorGenerator(sizes, atss.ASPECT_RATIOS, atss.ANCHOR_STRIDES, atss.STRADDLE_THRESH,
+                           legacy_plus_one=config.MODEL.LEGACY_PLUS_ONE)

@@ -7,8 +7,12 @@ ranking) and :func:`decode_candidates` (BoxCoder decoding, sqrt score, labels, c
 minimum size). What only the eager model does is :func:`select_candidates` (the
 data-dependent compaction and top-n) and :meth:`ATSSPostProcessor.select_over_all_levels`
 (ml_nms and the k-th value cap); the graph has padded fixed-size counterparts of both.
+
+MODEL.ATSS.POSTPROCESS "mmdet" is mmdetection 3.x's post-processing instead
+(:class:`MMDetPostProcessor`, eager only).
 """
 import torch
+import torchvision
 from torch import nn
 
 from atss_core.modeling.rpn.utils import permute_and_flatten
@@ -20,14 +24,15 @@ from atss_core.structures.boxlist_ops import boxlist_ml_nms, cat_boxlist, keep_t
 SENTINEL = -1.0
 
 
-def level_candidates(box_cls, box_regression, centerness, pre_nms_thresh):
+def level_candidates(box_cls, box_regression, centerness, pre_nms_thresh, rank_by_cls=False):
     """One level's head outputs (logits) -> (regression [N, R, 4], candidates [N, R, C] bool,
-    ranked [N, R, C]).
+    ranked [N, R, C], centerness [N, R]).
 
     ``box_cls`` [N, A * C, H, W], ``box_regression`` [N, A * 4, H, W], ``centerness``
     [N, A, H, W]; R = H * W * A rows in the anchors' (y, x, anchor) order. A candidate is a
     class whose sigmoid exceeds ``pre_nms_thresh``; ``ranked`` holds its sigmoid(cls) x
-    sigmoid(centerness), SENTINEL where there is no candidate."""
+    sigmoid(centerness) (sigmoid(cls) alone with ``rank_by_cls``, mmdetection), SENTINEL where
+    there is no candidate; ``centerness`` is the sigmoid."""
     N, _, H, W = box_cls.shape
     A = box_regression.size(1) // 4
     C = box_cls.size(1) // A
@@ -35,42 +40,55 @@ def level_candidates(box_cls, box_regression, centerness, pre_nms_thresh):
     box_regression = permute_and_flatten(box_regression, N, A, 4, H, W).reshape(N, -1, 4)
     centerness = permute_and_flatten(centerness, N, A, 1, H, W).reshape(N, -1).sigmoid()
     candidates = box_cls > pre_nms_thresh
-    ranked = torch.where(candidates, box_cls * centerness[:, :, None], SENTINEL)
-    return box_regression, candidates, ranked
+    ranked = torch.where(candidates, box_cls if rank_by_cls else box_cls * centerness[:, :, None], SENTINEL)
+    return box_regression, candidates, ranked, centerness
 
 
-def select_candidates(candidates, ranked, pre_nms_top_n):
+def select_candidates(candidates, ranked, pre_nms_top_n, sort=False):
     """Eager selection, as the official code: per image the compacted list of candidates, and
-    of it at most ``pre_nms_top_n`` by ranked score (topk sorted=False; the detections keep
-    that order). ``candidates``, ``ranked`` [N, R, C] -> per image (flat index r * C + c [k],
-    ranked [k]). The exported graph cannot compact (data-dependent sizes): it takes a padded
-    fixed k instead (export/onnx.py: select_candidates_padded)."""
+    of it at most ``pre_nms_top_n`` by ranked score (topk sorted=False, the detections keep
+    that order; with ``sort``, in descending order as mmdetection). ``candidates``, ``ranked``
+    [N, R, C] -> per image (flat index r * C + c [k], ranked [k]). The exported graph cannot
+    compact (data-dependent sizes): it takes a padded fixed k instead (export/onnx.py:
+    select_candidates_padded)."""
     N = candidates.shape[0]
     pre_nms_top_n = candidates.reshape(N, -1).sum(1).clamp(max=pre_nms_top_n)
     selected = []
     for per_candidates, per_ranked, per_top_n in zip(candidates, ranked, pre_nms_top_n):
         locations = per_candidates.reshape(-1).nonzero().squeeze(1)
-        scores, top_k = per_ranked.reshape(-1)[locations].topk(int(per_top_n), sorted=False)
+        if sort:
+            scores, order = per_ranked.reshape(-1)[locations].sort(descending=True)
+            scores, top_k = scores[:int(per_top_n)], order[:int(per_top_n)]
+        else:
+            scores, top_k = per_ranked.reshape(-1)[locations].topk(int(per_top_n), sorted=False)
         selected.append((locations[top_k], scores))
     return selected
 
 
-def decode_candidates(box_coder, box_regression, anchors, locations, ranked, num_classes, width, height, min_size):
+def decode_candidates(box_coder, box_regression, anchors, locations, ranked, num_classes, width, height, min_size,
+                      centerness=None, plus_one=1):
     """Detections of the selected candidates of one level -> (boxes [..., k, 4], scores [..., k],
     labels [..., k], large [..., k] bool).
 
     ``box_regression`` [..., R, 4] (one image, or a batch [N, R, 4]) and ``anchors`` [R, 4];
-    ``locations`` [..., k] flat indices r * C + c with ``ranked`` [..., k] their cls x
-    centerness. Boxes are decoded by ``box_coder`` and clipped to the ``width`` x ``height``
-    image; scores are sqrt(ranked); labels 1..C; ``large``: width and height (+1) at least
-    ``min_size``."""
+    ``locations`` [..., k] flat indices r * C + c with ``ranked`` [..., k] their ranked score.
+    Boxes are decoded by ``box_coder`` and clipped to the ``width`` x ``height`` image (to
+    W - ``plus_one``); labels 1..C. Official (``centerness`` None): ranked is cls x centerness,
+    the score its square root, ``large`` a width and height + 1 of at least ``min_size``.
+    mmdetection (``centerness`` [..., R] given, ranked is cls): the score is cls x centerness
+    and ``large`` a width and height above ``min_size``."""
     rows = torch.div(locations, num_classes, rounding_mode="floor")
     labels = locations - rows * num_classes + 1
     deltas = torch.gather(box_regression, -2, rows.unsqueeze(-1).expand(*([-1] * rows.dim()), 4))
     boxes = box_coder.decode(deltas.reshape(-1, 4), anchors[rows.reshape(-1)]).reshape(deltas.shape)
-    boxes = clip_boxes_to_image(boxes, width, height)
-    scores = torch.sqrt(ranked)
-    large = (boxes[..., 2] - boxes[..., 0] + 1 >= min_size) & (boxes[..., 3] - boxes[..., 1] + 1 >= min_size)
+    boxes = clip_boxes_to_image(boxes, width, height, plus_one)
+    widths, heights = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
+    if centerness is None:
+        scores = torch.sqrt(ranked)
+        large = (widths + 1 >= min_size) & (heights + 1 >= min_size)
+    else:
+        scores = ranked * torch.gather(centerness, -1, rows)
+        large = (widths > min_size) & (heights > min_size)
     return boxes, scores, labels, large
 
 
@@ -94,20 +112,24 @@ class ATSSPostProcessor(nn.Module):
         self.bbox_aug_enabled = bbox_aug_enabled
         self.bbox_aug_vote = bbox_aug_vote
 
+    # mmdetection's variant (MMDetPostProcessor) ranks by cls alone, sorted, scores cls x centerness
+    mmdet = False
+
     def forward_for_single_feature_map(self, box_cls, box_regression, centerness, anchors):
         """One level (head outputs [N, A * C, H, W], [N, A * 4, H, W], [N, A, H, W]; a BoxList
         of anchors per image) -> a BoxList of candidate detections per image."""
-        box_regression, candidates, ranked = level_candidates(box_cls, box_regression, centerness,
-                                                              self.pre_nms_thresh)
+        box_regression, candidates, ranked, centerness = level_candidates(
+            box_cls, box_regression, centerness, self.pre_nms_thresh, rank_by_cls=self.mmdet)
         num_classes = ranked.shape[-1]
         results = []
-        for per_regression, per_anchors, (locations, scores) in zip(
-                box_regression, anchors, select_candidates(candidates, ranked, self.pre_nms_top_n)):
+        selected = select_candidates(candidates, ranked, self.pre_nms_top_n, sort=self.mmdet)
+        for per_regression, per_centerness, per_anchors, (locations, scores) in zip(
+                box_regression, centerness, anchors, selected):
             width, height = per_anchors.size
-            boxes, scores, labels, large = decode_candidates(self.box_coder, per_regression, per_anchors.bbox,
-                                                             locations, scores, num_classes, width, height,
-                                                             self.min_size)
-            boxlist = BoxList(boxes, per_anchors.size, mode="xyxy")
+            boxes, scores, labels, large = decode_candidates(
+                self.box_coder, per_regression, per_anchors.bbox, locations, scores, num_classes, width, height,
+                self.min_size, centerness=per_centerness if self.mmdet else None, plus_one=per_anchors.plus_one)
+            boxlist = BoxList(boxes, per_anchors.size, mode="xyxy", plus_one=per_anchors.plus_one)
             boxlist.add_field("labels", labels)
             boxlist.add_field("scores", scores)
             results.append(boxlist[large.nonzero().squeeze(1)])
@@ -133,9 +155,53 @@ class ATSSPostProcessor(nn.Module):
         return results
 
 
+class MMDetPostProcessor(ATSSPostProcessor):
+    """mmdetection 3.x's ATSS post-processing (BaseDenseHead._predict_by_feat_single and
+    _bbox_post_process): per level, the (location, class) pairs whose sigmoid exceeds
+    ``pre_nms_thresh``, the ``pre_nms_top_n`` best by class score alone (sorted), decoded and
+    clipped to the image; score = cls x centerness (no square root); boxes with no width or
+    height dropped; class-wise NMS as mmcv's batched_nms (boxes offset by class, no +1); the
+    ``fpn_post_nms_top_n`` best by score, in descending order."""
+
+    mmdet = True
+    # mmcv's batched_nms switches from the class-offset trick to a loop over classes here
+    SPLIT_THRESHOLD = 10000
+
+    def select_over_all_levels(self, boxlists):
+        results = []
+        for boxlist in boxlists:
+            if len(boxlist):
+                keep = self.class_wise_nms(boxlist.bbox, boxlist.get_field("scores"),
+                                           boxlist.get_field("labels") - 1)
+                boxlist = boxlist[keep[:self.fpn_post_nms_top_n]]
+            results.append(boxlist)
+        return results
+
+    def class_wise_nms(self, boxes, scores, classes):
+        """Indices kept by NMS within each class, by descending score (mmcv.ops.batched_nms)."""
+        if len(boxes) < self.SPLIT_THRESHOLD:
+            offsets = classes.to(boxes) * (boxes.max() + torch.tensor(1).to(boxes))
+            return torchvision.ops.nms(boxes + offsets[:, None], scores, self.nms_thresh)
+        keep = torch.zeros_like(scores, dtype=torch.bool)
+        for label in torch.unique(classes):
+            members = (classes == label).nonzero().view(-1)
+            keep[members[torchvision.ops.nms(boxes[members], scores[members], self.nms_thresh)]] = True
+        kept = keep.nonzero().view(-1)
+        return kept[scores[kept].argsort(descending=True)]
+
+
+POSTPROCESSORS = ("official", "mmdet")
+
+
 def make_atss_postprocessor(config, box_coder):
     atss = config.MODEL.ATSS
-    return ATSSPostProcessor(
+    if atss.POSTPROCESS not in POSTPROCESSORS:
+        raise ValueError("MODEL.ATSS.POSTPROCESS must be one of {}, got {!r}".format(POSTPROCESSORS,
+                                                                                    atss.POSTPROCESS))
+    if atss.POSTPROCESS == "mmdet" and config.TEST.BBOX_AUG.ENABLED:
+        raise ValueError("TEST.BBOX_AUG (the official multi-scale test) needs MODEL.ATSS.POSTPROCESS 'official'")
+    postprocessor = MMDetPostProcessor if atss.POSTPROCESS == "mmdet" else ATSSPostProcessor
+    return postprocessor(
         pre_nms_thresh=atss.INFERENCE_TH, pre_nms_top_n=atss.PRE_NMS_TOP_N, nms_thresh=atss.NMS_TH,
         fpn_post_nms_top_n=config.TEST.DETECTIONS_PER_IMG, min_size=0, box_coder=box_coder,
         bbox_aug_enabled=config.TEST.BBOX_AUG.ENABLED, bbox_aug_vote=config.TEST.BBOX_AUG.VOTE,
