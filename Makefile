@@ -8,7 +8,7 @@ CSRC := $(shell find csrc -type f 2>/dev/null) setup.py
 PYTEST_ARGS ?=
 DATA ?= synthetic
 
-.PHONY: setup build test cuda-check gpu-check benchmark bench demo mutation ablation clean
+.PHONY: setup build test cuda-check gpu-check device-prepare benchmark bench demo mutation ablation clean
 
 setup: $(BUILD_STAMP)
 
@@ -39,6 +39,12 @@ cuda-check: $(REQS_STAMP)
 # (tools/gpu_check.py); on one without, it stops at once with a message
 gpu-check: setup
 	$(PY) tools/gpu_check.py --json output/gpu_check.json
+
+# wheels for a lent GPU machine without a package registry (yacs, pycocotools, pytest and what
+# they need beyond its preinstalled torch/numpy/...), for CPython 3.12, in device_wheels/;
+# checks the set is complete; needs the network. On that machine: bash tools/device_check.sh
+device-prepare: $(REQS_STAMP)
+	$(PY) tools/device_prepare.py
 
 # the quickstart: data -> CPU training -> COCO AP -> pictures, curves, metrics
 # (DATA=synthetic: generated shapes; DATA=real: the raccoon photographs in data/raccoon)

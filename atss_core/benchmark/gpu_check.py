@@ -217,12 +217,27 @@ def training_check(iterations, output_root):
     return "; ".join(lines)
 
 
-def run_checks(iterations, json_path):
+def write_json(path, data):
+    """Writes ``data`` to ``path`` through a temporary file and os.replace, so that a reader (or a
+    run killed mid-write) never sees half a file."""
+    tmp = "{}.tmp{}".format(path, os.getpid())
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+def run_checks(iterations, json_path, output_dir=None, budget_s=None):
     """Runs every step (see the module docstring), prints a summary table and writes it as
-    JSON; returns whether every step passed."""
+    JSON; returns whether every step passed. The JSON is rewritten before and after each step
+    ("running" names the step in progress, "complete" turns true at the end), so a run that is
+    cut short still reports the steps it finished. A step that would start after ``budget_s``
+    seconds is not run (and counts as failed). Step outputs (ops.json, training runs) go to
+    ``output_dir``, by default a gpu_check folder beside the JSON."""
     require_gpu()
-    output_root = os.path.join(os.path.dirname(os.path.abspath(json_path)), "gpu_check")
+    started = time.time()
+    output_root = output_dir or os.path.join(os.path.dirname(os.path.abspath(json_path)), "gpu_check")
     os.makedirs(output_root, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
     steps = [
         ("CUDA extension", ensure_cuda_extension),
         ("CUDA tests", run_cuda_tests),
@@ -232,19 +247,26 @@ def run_checks(iterations, json_path):
         ("quickstart training, GPU vs CPU", lambda: training_check(iterations, output_root)),
     ]
     summary = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
-               "steps": []}
+               "iterations": iterations, "budget_s": budget_s, "complete": False, "running": None, "steps": []}
     for name, step in steps:
         start = time.time()
-        try:
-            detail, ok = step(), True
-        except Exception as error:  # noqa: BLE001 -- every failure goes into the summary
-            detail, ok = "{}: {}".format(type(error).__name__, error), False
+        if budget_s is not None and start - started > budget_s:
+            detail, ok = "not run: the {} s budget was spent after {:.0f} s".format(budget_s, start - started), False
+        else:
+            summary["running"] = name
+            write_json(json_path, summary)
+            try:
+                detail, ok = step(), True
+            except Exception as error:  # noqa: BLE001 -- every failure goes into the summary
+                detail, ok = "{}: {}".format(type(error).__name__, error), False
+        summary["running"] = None
         summary["steps"].append({"step": name, "ok": ok, "seconds": round(time.time() - start, 1), "detail": detail})
+        write_json(json_path, summary)
         print("[{}] {}: {}".format("ok" if ok else "FAILED", name, detail), flush=True)
+    summary["complete"] = True
+    write_json(json_path, summary)
     print("\ngpu-check on {} (torch {}, CUDA {})".format(summary["device"], summary["torch"], summary["cuda"]))
     print("| step | result | seconds | detail |\n|---|---|---|---|")
     for s in summary["steps"]:
         print("| {} | {} | {} | {} |".format(s["step"], "ok" if s["ok"] else "FAILED", s["seconds"], s["detail"]))
-    with open(json_path, "w") as f:
-        json.dump(summary, f, indent=2)
     return all(s["ok"] for s in summary["steps"])
