@@ -21,13 +21,12 @@ import warnings
 
 import numpy as np
 import torch
-import torchvision
 from torch import nn
 
 from atss_core.layers.misc import DFConv2d
 from atss_core.modeling.detector import build_detection_model
 from atss_core.modeling.rpn.anchor_generator import anchor_grid
-from atss_core.modeling.rpn.atss.inference import SENTINEL, decode_candidates, level_candidates
+from atss_core.modeling.rpn.atss.inference import SENTINEL, class_wise_nms, decode_candidates, level_candidates
 from atss_core.utils.checkpoint import Checkpointer
 
 OPSET = 17
@@ -58,8 +57,7 @@ class MultiLabelNMS(torch.autograd.Function):
                 legacy = boxes[image, valid] - torch.tensor([0.0, 0.0, 1.0, 1.0], device=boxes.device)
                 kept = valid[ml_nms(legacy, best[valid], classes[valid], float(iou_threshold))]
             else:
-                kept = valid[torchvision.ops.batched_nms(boxes[image, valid], best[valid], classes[valid],
-                                                         float(iou_threshold))]
+                kept = valid[class_wise_nms(boxes[image, valid], best[valid], classes[valid], float(iou_threshold))]
             rows.append(torch.stack([torch.full_like(kept, image), classes[kept], kept], dim=1))
         return torch.cat(rows).to(torch.int64) if rows else torch.zeros(0, 3, dtype=torch.int64)
 

@@ -10,7 +10,7 @@ from collections import OrderedDict, namedtuple
 
 import torch
 
-from .torchvision import convert_torchvision_resnet
+from .torchvision import convert_torchvision_resnet, values_close
 
 MMDetModel = namedtuple("MMDetModel", ["url", "config", "box_ap"])
 
@@ -91,10 +91,6 @@ def convert_mmdet_atss(state_dict, stage_with_dcn=(False, False, False, False)):
     return converted
 
 
-def _close(values, expected, tol=1e-3):
-    return len(values) == len(expected) and all(abs(float(v) - e) <= tol for v, e in zip(values, expected))
-
-
 def mmdet_convention_mismatches(cfg):
     """The config keys (as "KEY VALUE") that differ from what mmdetection's ATSS models need."""
     wanted = [
@@ -107,9 +103,9 @@ def mmdet_convention_mismatches(cfg):
         ("INPUT.RESIZE_STYLE", cfg.INPUT.RESIZE_STYLE, "mmdet"),
     ]
     wrong = ["{} {}".format(key, expected) for key, value, expected in wanted if value != expected]
-    if not _close(cfg.INPUT.PIXEL_MEAN, MMDET_PIXEL_MEAN):
+    if not values_close(cfg.INPUT.PIXEL_MEAN, MMDET_PIXEL_MEAN):
         wrong.append("INPUT.PIXEL_MEAN {}".format(list(MMDET_PIXEL_MEAN)))
-    if not _close(cfg.INPUT.PIXEL_STD, MMDET_PIXEL_STD):
+    if not values_close(cfg.INPUT.PIXEL_STD, MMDET_PIXEL_STD):
         wrong.append("INPUT.PIXEL_STD {}".format(list(MMDET_PIXEL_STD)))
     return wrong
 

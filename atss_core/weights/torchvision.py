@@ -114,7 +114,8 @@ def convert_torchvision_resnet(state_dict, stage_with_dcn=(False, False, False, 
     return converted
 
 
-def _close(values, expected, tol=1e-3):
+def values_close(values, expected, tol=1e-3):
+    """Each of ``values`` within ``tol`` of ``expected`` (config statistics against a convention's)."""
     return len(values) == len(expected) and all(abs(float(v) - e) <= tol for v, e in zip(values, expected))
 
 
@@ -144,9 +145,9 @@ def check_torchvision_conventions(cfg, source="torchvision weights"):
     scale = 255.0 if cfg.INPUT.get("TO_RGB255", False) else 1.0
     mean = [scale * v for v in TORCHVISION_PIXEL_MEAN]
     std = [scale * v for v in TORCHVISION_PIXEL_STD]
-    if not _close(cfg.INPUT.PIXEL_MEAN, mean, tol=1e-3 * scale):
+    if not values_close(cfg.INPUT.PIXEL_MEAN, mean, tol=1e-3 * scale):
         wrong.append("INPUT.PIXEL_MEAN {}".format([round(v, 3) for v in mean]))
-    if not _close(cfg.INPUT.PIXEL_STD, std, tol=1e-3 * scale):
+    if not values_close(cfg.INPUT.PIXEL_STD, std, tol=1e-3 * scale):
         wrong.append("INPUT.PIXEL_STD {}".format([round(v, 3) for v in std]))
     if not wrong:
         return

@@ -80,22 +80,16 @@ class AnchorGenerator(nn.Module):
     def __init__(self, sizes=(128, 256, 512), aspect_ratios=(0.5, 1.0, 2.0), anchor_strides=(8, 16, 32),
                  straddle_thresh=0, legacy_plus_one=True):
         super().__init__()
-        if not legacy_plus_one:
-            if len(anchor_strides) != len(sizes):
-                raise ValueError("AnchorGenerator: {} strides but {} size groups".format(len(anchor_strides),
-                                                                                         len(sizes)))
-            cell_anchors = [generate_centred_anchors(size if isinstance(size, (tuple, list)) else (size,),
-                                                     aspect_ratios) for size in sizes]
-        elif len(anchor_strides) == 1:
+        if legacy_plus_one and len(anchor_strides) == 1:
             cell_anchors = [generate_anchors(anchor_strides[0], sizes, aspect_ratios).float()]
         else:
             if len(anchor_strides) != len(sizes):
                 raise ValueError("AnchorGenerator: {} strides but {} size groups".format(len(anchor_strides),
                                                                                          len(sizes)))
-            cell_anchors = [
-                generate_anchors(stride, size if isinstance(size, (tuple, list)) else (size,), aspect_ratios).float()
-                for stride, size in zip(anchor_strides, sizes)
-            ]
+            sizes = [size if isinstance(size, (tuple, list)) else (size,) for size in sizes]
+            cell_anchors = [generate_anchors(stride, size, aspect_ratios).float() if legacy_plus_one
+                            else generate_centred_anchors(size, aspect_ratios)
+                            for stride, size in zip(anchor_strides, sizes)]
         self.strides = anchor_strides
         self.cell_anchors = BufferList(cell_anchors)
         self.straddle_thresh = straddle_thresh

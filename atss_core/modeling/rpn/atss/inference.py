@@ -164,30 +164,34 @@ class MMDetPostProcessor(ATSSPostProcessor):
     ``fpn_post_nms_top_n`` best by score, in descending order."""
 
     mmdet = True
-    # mmcv's batched_nms switches from the class-offset trick to a loop over classes here
-    SPLIT_THRESHOLD = 10000
 
     def select_over_all_levels(self, boxlists):
         results = []
         for boxlist in boxlists:
-            if len(boxlist):
-                keep = self.class_wise_nms(boxlist.bbox, boxlist.get_field("scores"),
-                                           boxlist.get_field("labels") - 1)
-                boxlist = boxlist[keep[:self.fpn_post_nms_top_n]]
-            results.append(boxlist)
+            keep = class_wise_nms(boxlist.bbox, boxlist.get_field("scores"), boxlist.get_field("labels") - 1,
+                                  self.nms_thresh)
+            results.append(boxlist[keep[:self.fpn_post_nms_top_n]])
         return results
 
-    def class_wise_nms(self, boxes, scores, classes):
-        """Indices kept by NMS within each class, by descending score (mmcv.ops.batched_nms)."""
-        if len(boxes) < self.SPLIT_THRESHOLD:
-            offsets = classes.to(boxes) * (boxes.max() + torch.tensor(1).to(boxes))
-            return torchvision.ops.nms(boxes + offsets[:, None], scores, self.nms_thresh)
-        keep = torch.zeros_like(scores, dtype=torch.bool)
-        for label in torch.unique(classes):
-            members = (classes == label).nonzero().view(-1)
-            keep[members[torchvision.ops.nms(boxes[members], scores[members], self.nms_thresh)]] = True
-        kept = keep.nonzero().view(-1)
-        return kept[scores[kept].argsort(descending=True)]
+
+# mmcv's batched_nms switches from the class-offset trick to a loop over classes here
+CLASS_WISE_NMS_SPLIT = 10000
+
+
+def class_wise_nms(boxes, scores, classes, iou_threshold):
+    """Indices kept by NMS within each class (no +1), by descending score, as mmcv.ops.batched_nms
+    computes them (the eager mmdetection post-processing and the exporter's eager NMS)."""
+    if len(boxes) == 0:  # boxes.max() needs a box
+        return torch.zeros(0, dtype=torch.int64, device=boxes.device)
+    if len(boxes) < CLASS_WISE_NMS_SPLIT:
+        offsets = classes.to(boxes) * (boxes.max() + torch.tensor(1).to(boxes))
+        return torchvision.ops.nms(boxes + offsets[:, None], scores, iou_threshold)
+    keep = torch.zeros_like(scores, dtype=torch.bool)
+    for label in torch.unique(classes):
+        members = (classes == label).nonzero().view(-1)
+        keep[members[torchvision.ops.nms(boxes[members], scores[members], iou_threshold)]] = True
+    kept = keep.nonzero().view(-1)
+    return kept[scores[kept].argsort(descending=True)]
 
 
 POSTPROCESSORS = ("official", "mmdet")
