@@ -4,7 +4,6 @@ reused store), resumes from the last checkpoint and ends with the same weights a
 uninterrupted run with the same SEED (gloo on the CPU, loopback only)."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,17 +12,16 @@ import pytest
 import torch
 
 from tests.tools.test_reproducibility import assert_identical, final_weights
-from tests.tools.test_train_test_net import ROOT, TINY_MODEL, make_dataset
+from tests.tools.test_train_test_net import ROOT, TINY_MODEL, free_port, make_dataset
 
 SETTINGS = ["SEED", "5", "SOLVER.MAX_ITER", "30", "SOLVER.CHECKPOINT_PERIOD", "5", "SOLVER.IMS_PER_BATCH", "4",
             "SOLVER.STEPS", "(20,)", "TENSORBOARD.ENABLED", "False", "DIST_TIMEOUT", "120"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def launcher_log_dir(tmp_path):
+    """torchrun otherwise leaves a torchelastic_* folder in /tmp after every run."""
+    return ["--log-dir", str(tmp_path / "torchrun_logs")]
 
 
 def torchrun(tmp_path, output_dir, *launcher_args):
@@ -31,7 +29,8 @@ def torchrun(tmp_path, output_dir, *launcher_args):
         "coco:{}:{}".format(tmp_path / "data" / "images", tmp_path / "data" / "ann.json")
     (tmp_path / "tiny.yaml").write_text(TINY_MODEL)
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master-addr", "127.0.0.1",
-            "--master-port", str(free_port()), *launcher_args, os.path.join(ROOT, "tools", "train_net.py"),
+            "--master-port", str(free_port()), *launcher_log_dir(tmp_path), *launcher_args,
+            os.path.join(ROOT, "tools", "train_net.py"),
             "--config-file", str(tmp_path / "tiny.yaml"), "--skip-test", "OUTPUT_DIR", str(output_dir),
             "DATASETS.TRAIN", "('{}',)".format(dataset), *SETTINGS]
 
@@ -197,7 +196,7 @@ def test_evaluation_with_one_two_and_three_processes_gives_the_same_detections_a
                    "TENSORBOARD.ENABLED", "False"]
         if processes > 1:
             command = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master-addr",
-                       "127.0.0.1", "--master-port", str(free_port())] + command
+                       "127.0.0.1", "--master-port", str(free_port()), *launcher_log_dir(tmp_path)] + command
         result = subprocess.run([sys.executable] + command, cwd=ROOT, env=ENV, capture_output=True, text=True,
                                 timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]

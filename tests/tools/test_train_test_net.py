@@ -1,6 +1,7 @@
 """train_net.py / test_net.py end to end on a tiny generated COCO set (CPU)."""
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -10,6 +11,14 @@ import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    """A port nothing listens on now (a fixed one collides with another run on the machine)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 TINY_MODEL = """
 MODEL:
@@ -90,8 +99,9 @@ def run(script, config, output_dir, dataset, *extra, flags=(), launcher=None, ti
                "OUTPUT_DIR", str(output_dir), "DATASETS.TRAIN", "('{}',)".format(dataset),
                "DATASETS.TEST", "('{}',)".format(dataset), *extra]
     if launcher:
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-                   *command[1:]]
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                   "--master_port={}".format(free_port()),
+                   "--log-dir", str(output_dir) + "_torchrun_logs", *command[1:]]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
