@@ -9,7 +9,8 @@ import torch
 from atss_core.utils.c2_model_loading import load_c2_format
 from atss_core.utils.model_serialization import load_state_dict
 from atss_core.utils.weight_files import UntrustedWeightsError, read_torch_file
-from atss_core.weights.mmdet import check_mmdet_pairing, convert_mmdet_atss, mmdet_state_dict, uses_mmdet_conventions
+from atss_core.weights.mmdet import (check_mmdet_pairing, check_saved_conventions, convention_settings,
+                                     convert_mmdet_atss, mmdet_state_dict, uses_mmdet_conventions)
 from atss_core.weights.sources import resolve_weights
 from atss_core.weights.torchvision import check_torchvision_conventions, convert_torchvision_resnet, is_torchvision_resnet
 
@@ -47,7 +48,7 @@ class Checkpointer:
         if self.scheduler is not None:
             data["scheduler"] = self.scheduler.state_dict()
         if self.cfg is not None and uses_mmdet_conventions(self.cfg):
-            data["conventions"] = "mmdet"  # checked against the config when loaded (check_mmdet_pairing)
+            data["conventions"] = convention_settings(self.cfg)  # checked when loaded (check_saved_conventions)
         data.update(extra)
         path = os.path.join(self.save_dir, "{}.pth".format(name))
         self.logger.info("saving checkpoint to %s", path)
@@ -135,7 +136,7 @@ class Checkpointer:
             return {"model": converted}
         if isinstance(loaded, dict) and "model" in loaded and isinstance(loaded["model"], dict):
             if self.cfg is not None and _HEAD_KEY in loaded["model"]:  # a whole detector, not a backbone
-                check_mmdet_pairing(self.cfg, loaded.get("conventions") == "mmdet", f)
+                check_saved_conventions(self.cfg, loaded.get("conventions"), f)
             return loaded
         if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
             if is_torchvision_resnet(loaded):  # an ImageNet ResNet of torchvision's: its names, its conventions

@@ -110,6 +110,40 @@ def mmdet_convention_mismatches(cfg):
     return wrong
 
 
+# the keys whose values a detector's weights are tied to (a checkpoint we save with any of
+# mmdetection's conventions records them; loading it needs the same values)
+CONVENTION_KEYS = ("MODEL.LEGACY_PLUS_ONE", "MODEL.RESNETS.STRIDE_IN_1X1", "MODEL.FPN.RELU_BEFORE_P7",
+                   "MODEL.ATSS.POSTPROCESS", "INPUT.TO_BGR255", "INPUT.TO_RGB255", "INPUT.RESIZE_STYLE")
+
+
+def convention_settings(cfg):
+    """{key: value} of ``cfg`` for CONVENTION_KEYS."""
+    settings = {}
+    for key in CONVENTION_KEYS:
+        value = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        settings[key] = value
+    return settings
+
+
+def check_saved_conventions(cfg, saved, source):
+    """Refuses a whole detector of ours whose recorded conventions (``saved``: the
+    checkpoint's "conventions" entry, None when it has none) differ from the config's. A
+    checkpoint without the entry was trained with the official conventions; "mmdet" is how
+    the first version recorded the whole configs/mmdet/ set."""
+    if not isinstance(saved, dict):
+        check_mmdet_pairing(cfg, saved == "mmdet", source)
+        return
+    ours = convention_settings(cfg)
+    differing = [key for key in CONVENTION_KEYS if key in saved and saved[key] != ours[key]]
+    if differing:
+        raise ValueError("{} was trained with {}, but the config sets {}: its boxes would be shifted without any "
+                         "error; set the checkpoint's values or use the config it was trained with".format(
+                             source, ", ".join("{} {}".format(key, saved[key]) for key in differing),
+                             ", ".join("{} {}".format(key, ours[key]) for key in differing)))
+
+
 def uses_mmdet_conventions(cfg):
     """True when ``cfg`` sets mmdetection's box convention or post-processing (configs/mmdet/)."""
     return not cfg.MODEL.LEGACY_PLUS_ONE or cfg.MODEL.ATSS.POSTPROCESS == "mmdet"

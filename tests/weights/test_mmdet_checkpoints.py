@@ -11,7 +11,7 @@ import torch
 
 from atss_core.modeling.detector import build_detection_model
 from atss_core.utils.checkpoint import Checkpointer
-from atss_core.weights.mmdet import MMDET_BN_EPS, convert_mmdet_atss, mmdet_state_dict
+from atss_core.weights.mmdet import MMDET_BN_EPS, convention_settings, convert_mmdet_atss, mmdet_state_dict
 from tests.golden.test_mmdet_outputs import (CHECKPOINT, IMAGES, NARROW, ROOT, assert_same_detections, narrow_cfg)
 
 OFFICIAL_CONFIG = os.path.join(ROOT, "configs", "atss", "torchvision", "atss_R_50_FPN_1x.yaml")
@@ -83,14 +83,36 @@ def test_an_official_checkpoint_with_an_mmdetection_config_is_refused_and_ours_r
     model = build_detection_model(cfg)
     Checkpointer(cfg, model).load(CHECKPOINT, use_latest=False, strict=True)
     saved = Checkpointer(cfg, model, save_dir=str(tmp_path)).save("finetuned")
-    assert torch.load(saved, weights_only=True)["conventions"] == "mmdet"
+    conventions = torch.load(saved, weights_only=True)["conventions"]
+    assert conventions == convention_settings(cfg) and conventions["MODEL.ATSS.POSTPROCESS"] == "mmdet"
     Checkpointer(cfg, build_detection_model(cfg)).load(saved, use_latest=False, strict=True)
-    with pytest.raises(ValueError, match="holds mmdetection weights"):
+    with pytest.raises(ValueError, match="was trained with MODEL.LEGACY_PLUS_ONE False, .*but the config sets "
+                                         "MODEL.LEGACY_PLUS_ONE True"):
         Checkpointer(official_cfg(), build_detection_model(official_cfg())).load(saved, use_latest=False)
+    # the first version's tag, "mmdet", still means the whole configs/mmdet/ set
+    torch.save({"model": model.state_dict(), "conventions": "mmdet"}, tmp_path / "tagged.pth")
+    Checkpointer(cfg, build_detection_model(cfg)).load(str(tmp_path / "tagged.pth"), use_latest=False, strict=True)
+    with pytest.raises(ValueError, match="holds mmdetection weights"):
+        Checkpointer(official_cfg(), build_detection_model(official_cfg())).load(str(tmp_path / "tagged.pth"),
+                                                                                 use_latest=False)
     # backbone-only weights (ImageNet) are not detectors: any convention may start from them
     backbone = {k: v for k, v in official.state_dict().items() if k.startswith("backbone.body.")}
     torch.save({"model": backbone}, tmp_path / "backbone.pth")
     Checkpointer(cfg, build_detection_model(cfg)).load(str(tmp_path / "backbone.pth"), use_latest=False)
+
+
+def test_a_config_that_mixes_conventions_resumes_from_its_own_checkpoints(tmp_path):
+    """An official config with only MODEL.LEGACY_PLUS_ONE False (a researcher's mix): the
+    checkpoints it writes load back into it (a resumed run), and into nothing that differs."""
+    cfg = official_cfg("MODEL.LEGACY_PLUS_ONE", "False")
+    model = build_detection_model(cfg)
+    saved = Checkpointer(cfg, model, save_dir=str(tmp_path)).save("model_0000002", iteration=2)
+    resumed = Checkpointer(cfg, build_detection_model(cfg), save_dir=str(tmp_path))
+    assert resumed.load(strict=True)["iteration"] == 2
+    for key, value in (("MODEL.LEGACY_PLUS_ONE", "True"), ("MODEL.ATSS.POSTPROCESS", "mmdet")):
+        other = official_cfg("MODEL.LEGACY_PLUS_ONE", "False", key, value)
+        with pytest.raises(ValueError, match="was trained with {} ".format(key)):
+            Checkpointer(other, build_detection_model(other)).load(saved, use_latest=False)
 
 
 @needs_photos
@@ -154,4 +176,5 @@ def test_fine_tuning_from_an_mmdetection_checkpoint_keeps_its_conventions(tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     log = (tmp_path / "finetune" / "log.txt").read_text()
     assert "holds an mmdetection ATSS model: converted" in log and "iter: 2/2" in log
-    assert torch.load(tmp_path / "finetune" / "model_final.pth", weights_only=True)["conventions"] == "mmdet"
+    conventions = torch.load(tmp_path / "finetune" / "model_final.pth", weights_only=True)["conventions"]
+    assert conventions["MODEL.LEGACY_PLUS_ONE"] is False and conventions["MODEL.ATSS.POSTPROCESS"] == "mmdet"
