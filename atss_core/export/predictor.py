@@ -25,7 +25,8 @@ class ONNXDemo(ATSSDemo):
         boxes, scores, labels, counts = self.session.run(None, {"images": images.tensors.numpy()})
         count = int(counts[0])
         height, width = images.image_sizes[0]
-        prediction = BoxList(torch.from_numpy(boxes[0, :count]), (width, height), mode="xyxy")
+        plus_one = 1 if self.cfg.MODEL.LEGACY_PLUS_ONE else 0  # mmdetection's boxes reach W and H
+        prediction = BoxList(torch.from_numpy(boxes[0, :count]), (width, height), mode="xyxy", plus_one=plus_one)
         # the graph clips to the padded input; the image itself may be smaller
         prediction = prediction.clip_to_image(remove_empty=False)
         prediction.add_field("scores", torch.from_numpy(scores[0, :count]))

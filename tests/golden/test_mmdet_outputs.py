@@ -117,7 +117,8 @@ def test_detections_match_mmdetections(recorded, optimize):
 def test_the_onnx_export_gives_mmdetections_detections(recorded, tmp_path):
     """The exported graph (mmdetection's post-processing: cls ranking, cls x centerness,
     class-wise NMS without +1) on the 225 x 225 photograph, whose 800 x 800 input needs no
-    padding, run by onnxruntime: mmdetection's detections once mapped back to the photograph."""
+    padding, run by onnxruntime: mmdetection's detections once mapped back to the photograph;
+    then the ONNX demo (the same graph) on all three photographs."""
     onnxruntime = pytest.importorskip("onnxruntime")
     from atss_core.data.transforms import build_transforms
     from atss_core.export import onnx as export_onnx
@@ -135,3 +136,13 @@ def test_the_onnx_export_gives_mmdetections_detections(recorded, tmp_path):
     scale = torch.tensor([record["ori_shape"][1] / 800, record["ori_shape"][0] / 800] * 2)
     assert_same_detections(torch.from_numpy(boxes[0, :count]) * scale, scores[0, :count].tolist(),
                            labels[0, :count].tolist(), record)
+    # the ONNX demo on all three (two padded; their boxes that reach the right or bottom edge
+    # end at W and H, not W - 1 and H - 1)
+    from atss_core.export.predictor import ONNXDemo
+
+    demo = ONNXDemo(cfg, path, confidence_threshold=0.0)
+    for record in recorded["images"]:
+        image = read_image_bgr(os.path.join(IMAGES, record["file_name"]), exif_orientation=True)
+        prediction = demo.compute_prediction(image)
+        assert_same_detections(prediction.bbox, prediction.get_field("scores"), prediction.get_field("labels"),
+                               record)
