@@ -26,12 +26,12 @@ def scene():
 
 def test_table_covers_the_config_values_and_calls_its_assigner():
     anchors, counts, targets, gt_boxes = scene()
-    settings = SimpleNamespace(topk=3, num_anchors_per_location=2, matcher=Matcher(0.5, 0.4, True))
+    settings = SimpleNamespace(topk=3, num_anchors_per_location=2, matcher=Matcher(0.5, 0.4, True), plus_one=0)
     expected = {
-        "ATSS": assign_atss(anchors, counts, gt_boxes, 6),
+        "ATSS": assign_atss(anchors, counts, gt_boxes, 6, plus_one=0),
         "SSC": assign_ssc(anchors, counts, gt_boxes, targets.area()),
-        "IoU": assign_iou(anchors, gt_boxes, settings.matcher),
-        "TOPK": assign_topk(anchors, gt_boxes, 3),
+        "IoU": assign_iou(anchors, gt_boxes, settings.matcher, plus_one=0),
+        "TOPK": assign_topk(anchors, gt_boxes, 3, plus_one=0),
     }
     assert set(ASSIGNERS) == set(expected)
     for name, assigner in ASSIGNERS.items():

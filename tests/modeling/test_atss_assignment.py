@@ -10,11 +10,11 @@ from atss_core.modeling.rpn.atss.loss import BACKGROUND, IGNORE, assign_atss, as
 from atss_core.structures import BoxList, to_image_list
 
 
-def legacy_iou(a, b):
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
+def legacy_iou(a, b, plus_one=1):
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + plus_one)
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + plus_one)
     inter = w * h
-    area = lambda box: (box[2] - box[0] + 1) * (box[3] - box[1] + 1)  # noqa: E731
+    area = lambda box: (box[2] - box[0] + plus_one) * (box[3] - box[1] + plus_one)  # noqa: E731
     return inter / (area(a) + area(b) - inter)
 
 
@@ -26,7 +26,7 @@ def inside(point, box):
     return min(point[0] - box[0], point[1] - box[1], box[2] - point[0], box[3] - point[1]) > 0.01
 
 
-def reference_atss(anchors, counts, gts, k):
+def reference_atss(anchors, counts, gts, k, plus_one=1):
     anchors, gts = anchors.tolist(), gts.tolist()
     positive = [dict() for _ in anchors]  # anchor -> {gt: iou}
     for g, gt in enumerate(gts):
@@ -37,7 +37,7 @@ def reference_atss(anchors, counts, gts, k):
             level.sort(key=lambda i: (centre(anchors[i])[0] - gc[0]) ** 2 + (centre(anchors[i])[1] - gc[1]) ** 2)
             candidates += level[:min(k, count)]
             start += count
-        ious = torch.tensor([legacy_iou(anchors[i], gt) for i in candidates], dtype=torch.float64)
+        ious = torch.tensor([legacy_iou(anchors[i], gt, plus_one) for i in candidates], dtype=torch.float64)
         threshold = ious.mean() + ious.std()
         for i, iou in zip(candidates, ious.tolist()):
             if iou >= threshold and inside(centre(anchors[i]), gt):
@@ -52,9 +52,9 @@ def reference_atss(anchors, counts, gts, k):
     return result
 
 
-def reference_topk(anchors, gts, k):
+def reference_topk(anchors, gts, k, plus_one=1):
     anchors, gts = anchors.tolist(), gts.tolist()
-    ious = [[legacy_iou(a, g) for g in gts] for a in anchors]
+    ious = [[legacy_iou(a, g, plus_one) for g in gts] for a in anchors]
     dist = [[((centre(a)[0] - centre(g)[0]) ** 2 + (centre(a)[1] - centre(g)[1]) ** 2) ** 0.5 for g in gts]
             for a in anchors]
     dmax = max(max(row) for row in dist)
@@ -67,8 +67,9 @@ def reference_topk(anchors, gts, k):
     return [max(sorted(p), key=lambda g: p[g]) if p else BACKGROUND for p in positive]
 
 
-def random_scene(seed, image=(160, 128)):
+def random_scene(seed, image=(160, 128), *opts):
     cfg = default_cfg.clone()
+    cfg.merge_from_list(list(opts))
     generator = make_anchor_generator_atss(cfg)
     images = to_image_list([torch.zeros(3, image[1], image[0])], size_divisible=32)
     h, w = images.tensors.shape[-2:]
@@ -98,6 +99,27 @@ def test_topk_assignment_matches_reference(seed):
     anchors_per_level, gts = random_scene(100 + seed)
     anchors = torch.cat([a.bbox for a in anchors_per_level]).double()
     assert assign_topk(anchors, gts.double(), 9).tolist() == reference_topk(anchors, gts.double(), 9)
+
+
+def test_without_the_plus_one_every_assigner_computes_mmdetections_iou():
+    """MODEL.LEGACY_PLUS_ONE False (configs/mmdet/): the loss's assigners use IoU without the
+    +1, as the box coder does; in some scenes that changes which anchors ATSS makes positive."""
+    options = ["MODEL.LEGACY_PLUS_ONE", "False"]
+    changed = 0
+    for seed in range(12):
+        anchors_per_level, gts = random_scene(200 + seed, (160, 128), *options)
+        target = BoxList(gts, (160, 128), plus_one=0)
+        target.add_field("labels", torch.ones(len(gts), dtype=torch.int64))
+        anchors = torch.cat([a.bbox for a in anchors_per_level])
+        counts = [len(a) for a in anchors_per_level]
+        for positive_type, reference in (("ATSS", lambda p: reference_atss(anchors, counts, gts, 9, p)),
+                                         ("TOPK", lambda p: reference_topk(anchors, gts, 9, p))):
+            cfg = hand_cfg(positive_type)
+            cfg.merge_from_list(options)
+            ours = make_atss_loss_evaluator(cfg, BoxCoder(cfg)).assign(anchors_per_level, target).tolist()
+            assert ours == reference(0), (seed, positive_type)
+            changed += ours != reference(1)
+    assert changed >= 2, "the scenes should show the convention's effect"
 
 
 def hand_cfg(positive_type):

@@ -12,6 +12,7 @@ from torch import nn
 from atss_core.layers import SigmoidFocalLoss
 from atss_core.modeling.matcher import Matcher
 from atss_core.modeling.rpn.utils import concat_box_prediction_layers
+from atss_core.structures.bounding_box import TO_REMOVE
 from atss_core.structures.boxlist_ops import box_iou_legacy, cat_boxlist, paired_box_iou_legacy
 from atss_core.utils.comm import get_world_size, reduce_sum
 
@@ -53,13 +54,14 @@ def _best_positive_gt(ious, is_pos):
     return torch.where(values == -INF, torch.full_like(index, BACKGROUND), index)
 
 
-def assign_atss(anchors, num_anchors_per_level, gt_boxes, topk):
+def assign_atss(anchors, num_anchors_per_level, gt_boxes, topk, plus_one=TO_REMOVE):
     """Adaptive training sample selection.
 
     Per level, the ``topk`` anchors whose centres are nearest each gt centre are candidates;
     a candidate is positive when its IoU >= mean + std of the gt's candidate IoUs and its
     centre lies inside the gt; an anchor positive for several gts takes the highest IoU (the
-    lowest gt index among equal ones). IoUs are computed for the candidates only.
+    lowest gt index among equal ones). IoUs are computed for the candidates only, with the
+    +1 box convention unless ``plus_one`` is 0 (MODEL.LEGACY_PLUS_ONE False, as mmdetection).
     anchors [A, 4] (levels concatenated), gt_boxes [G, 4] -> [A] gt index or BACKGROUND.
     """
     anchor_ctr = _centres(anchors)
@@ -72,7 +74,7 @@ def assign_atss(anchors, num_anchors_per_level, gt_boxes, topk):
         candidates.append(idx + start)
         start += count
     candidates = torch.cat(candidates, dim=0)  # [K, G]
-    candidate_ious = paired_box_iou_legacy(anchors[candidates], gt_boxes[None, :, :])
+    candidate_ious = paired_box_iou_legacy(anchors[candidates], gt_boxes[None, :, :], plus_one)
     threshold = candidate_ious.mean(0) + candidate_ious.std(0)
     is_pos = (candidate_ious >= threshold[None, :]) & _inside(anchor_ctr[candidates], gt_boxes)
     gt_index = torch.arange(gt_boxes.shape[0], device=anchors.device).expand_as(candidates)
@@ -86,9 +88,9 @@ def assign_atss(anchors, num_anchors_per_level, gt_boxes, topk):
     return torch.where(result == no_gt, torch.full_like(result, BACKGROUND), result)
 
 
-def assign_topk(anchors, gt_boxes, topk):
+def assign_topk(anchors, gt_boxes, topk, plus_one=TO_REMOVE):
     """The ``topk`` anchors of highest IoU (ties broken by centre distance) with centres inside the gt."""
-    ious = box_iou_legacy(anchors, gt_boxes)
+    ious = box_iou_legacy(anchors, gt_boxes, plus_one)
     anchor_ctr = _centres(anchors)
     distances = _centre_distances(anchor_ctr, gt_boxes)
     distances = distances / distances.max() / 1000
@@ -116,10 +118,10 @@ def assign_ssc(anchors, num_anchors_per_level, gt_boxes, gt_areas):
     return torch.where(min_area == INF, torch.full_like(index, BACKGROUND), index)
 
 
-def assign_iou(anchors, gt_boxes, matcher):
+def assign_iou(anchors, gt_boxes, matcher, plus_one=TO_REMOVE):
     """Max-IoU assignment (FG/BG_IOU_THRESHOLD, low-quality matches kept); positives whose anchor
     centre is outside their gt and anchors between the thresholds are ignored."""
-    matches = matcher(box_iou_legacy(gt_boxes, anchors))
+    matches = matcher(box_iou_legacy(gt_boxes, anchors, plus_one))
     gt_index = matches.clone()
     gt_index[matches == Matcher.BETWEEN_THRESHOLDS] = IGNORE
     gt_index[matches == Matcher.BELOW_LOW_THRESHOLD] = BACKGROUND
@@ -152,13 +154,13 @@ def giou_loss(pred_boxes, target_boxes, weight=None):
 
 # MODEL.ATSS.POSITIVE_TYPE -> assigner, all with one signature:
 # (anchors [A, 4], num_anchors_per_level, targets_per_image, gt_boxes [G, 4] xyxy, settings) -> [A] gt index,
-# where settings carries topk, num_anchors_per_location and matcher (an ATSSLossComputation does)
+# where settings carries topk, num_anchors_per_location, matcher and plus_one (an ATSSLossComputation does)
 ASSIGNERS = {
     "ATSS": lambda anchors, counts, targets, gt_boxes, s: assign_atss(
-        anchors, counts, gt_boxes, s.topk * s.num_anchors_per_location),
+        anchors, counts, gt_boxes, s.topk * s.num_anchors_per_location, s.plus_one),
     "SSC": lambda anchors, counts, targets, gt_boxes, s: assign_ssc(anchors, counts, gt_boxes, targets.area()),
-    "IoU": lambda anchors, counts, targets, gt_boxes, s: assign_iou(anchors, gt_boxes, s.matcher),
-    "TOPK": lambda anchors, counts, targets, gt_boxes, s: assign_topk(anchors, gt_boxes, s.topk),
+    "IoU": lambda anchors, counts, targets, gt_boxes, s: assign_iou(anchors, gt_boxes, s.matcher, s.plus_one),
+    "TOPK": lambda anchors, counts, targets, gt_boxes, s: assign_topk(anchors, gt_boxes, s.topk, s.plus_one),
 }
 
 
@@ -179,6 +181,7 @@ class ATSSLossComputation:
         self.centerness_loss_func = nn.BCEWithLogitsLoss(reduction="sum")
         self.matcher = Matcher(fg_iou_threshold, bg_iou_threshold, True)
         self.box_coder = box_coder
+        self.plus_one = box_coder.plus_one  # the assigners' IoU follows the box convention (MODEL.LEGACY_PLUS_ONE)
 
     def assign(self, anchors_per_level, targets_per_image):
         """[A] gt index / BACKGROUND / IGNORE for one image (anchors as a list of per-level BoxLists)."""
