@@ -8,7 +8,8 @@ and the per-level scoring, decoding and clipping are the eager model's own funct
 (anchor_generator.anchor_grid, inference.level_candidates / decode_candidates); only the
 candidate selection, the NMS and the cap have padded fixed-size counterparts here. With
 MODEL.ATSS.POSTPROCESS "mmdet" the graph ranks by cls, scores cls x centerness and runs
-class-wise NMS without the +1 (MODEL.LEGACY_PLUS_ONE False), as the eager MMDetPostProcessor.
+class-wise NMS without the +1, as the eager MMDetPostProcessor (the NMS's IoU follows the
+post-processing, the boxes' decoding and clipping follow MODEL.LEGACY_PLUS_ONE, as eagerly).
 
 Input ``images``: float32 [N, 3, H, W], normalised as the model's own input tensor (BGR 0..255
 minus INPUT.PIXEL_MEAN, divided by PIXEL_STD, for the official configs), H and W dynamic and
@@ -136,7 +137,8 @@ class ExportableATSS(nn.Module):
         self.detections_per_img = int(post.fpn_post_nms_top_n)
         self.min_size = post.min_size
         self.mmdet = post.mmdet  # mmdetection's post-processing (MODEL.ATSS.POSTPROCESS)
-        self.plus_one = atss.anchor_generator.plus_one
+        self.plus_one = atss.anchor_generator.plus_one  # boxes: decoding and clipping (MODEL.LEGACY_PLUS_ONE)
+        self.nms_plus_one = 0 if self.mmdet else 1  # NMS: as the eager post-processor (ml_nms, class_wise_nms)
         self.num_classes = cfg.MODEL.ATSS.NUM_CLASSES - 1
 
     def level_detections(self, box_cls, box_regression, centerness, stride, cell_anchors, width, height):
@@ -162,7 +164,7 @@ class ExportableATSS(nn.Module):
                   in zip(box_cls, box_regression, centerness, self.strides, self.cell_anchors)]
         boxes, scores, labels = (torch.cat(parts, 1) for parts in zip(*levels))
         kept = multi_label_nms_padded(boxes, scores, labels, self.num_classes, self.nms_thresh,
-                                      len(self.strides) * self.pre_nms_top_n, self.plus_one)
+                                      len(self.strides) * self.pre_nms_top_n, self.nms_plus_one)
         return keep_top_padded(boxes, kept, labels, self.detections_per_img)
 
 

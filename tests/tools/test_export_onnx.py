@@ -213,3 +213,30 @@ def test_zero_score_detections_survive_the_graph_nms_and_cap(tmp_path):
             assert out_scores[0, :3].tolist() == pytest.approx(expected_scores)
             assert out_labels[0].tolist() == expected_labels + [0]
             assert not out_boxes[0, 3:].any() and not out_scores[0, 3:].any()
+
+
+@pytest.mark.parametrize("legacy_plus_one, postprocess", [(False, "official"), (True, "mmdet")])
+def test_the_graphs_nms_follows_the_eager_post_processor_in_a_mixed_config(legacy_plus_one, postprocess):
+    """A config that mixes conventions: the graph's NMS (run eagerly, the same IoU as the ONNX
+    operator) keeps the eager model's detections: +1 IoU with the official post-processing,
+    plain IoU with mmdetection's, whatever MODEL.LEGACY_PLUS_ONE says about the boxes."""
+    from atss_core.modeling.detector import build_detection_model
+    from tests.modeling.test_training import tiny_cfg
+
+    cfg = tiny_cfg()
+    cfg.merge_from_list(["MODEL.ATSS.NUM_CLASSES", 3, "MODEL.LEGACY_PLUS_ONE", legacy_plus_one,
+                         "MODEL.ATSS.POSTPROCESS", postprocess, "TEST.DETECTIONS_PER_IMG", 1000])
+    torch.manual_seed(0)
+    model = build_detection_model(cfg).eval()
+    _, spread = detector_with_spread_scores()
+    model.rpn.head.load_state_dict(spread.rpn.head.state_dict())
+    images = torch.randn(2, 3, 128, 160, generator=torch.Generator().manual_seed(3)) * 40
+    with torch.no_grad():
+        graph = export_onnx.ExportableATSS(model, cfg)(images)
+    for i, (boxes, scores, labels) in enumerate(export_onnx.eager_detections(model, images)):
+        count = int(graph[3][i])
+        assert count == len(scores) > 50
+        order, graph_order = np.lexsort((scores, labels)), np.lexsort((graph[1][i, :count].numpy(),
+                                                                       graph[2][i, :count].numpy()))
+        assert (labels[order] == graph[2][i, :count].numpy()[graph_order]).all()
+        np.testing.assert_allclose(scores[order], graph[1][i, :count].numpy()[graph_order], atol=1e-6)

@@ -115,6 +115,15 @@ def test_a_config_that_mixes_conventions_resumes_from_its_own_checkpoints(tmp_pa
             Checkpointer(other, build_detection_model(other)).load(saved, use_latest=False)
 
 
+@pytest.mark.parametrize("key, value", [("MODEL.ATSS.POSTPROCESS", "mmdet"), ("MODEL.LEGACY_PLUS_ONE", "False")])
+def test_the_multi_scale_test_is_refused_with_mmdetections_conventions(key, value):
+    cfg = official_cfg("TEST.BBOX_AUG.ENABLED", "True", key, value)
+    with pytest.raises(ValueError, match=r"TEST.BBOX_AUG \(the official multi-scale test\) needs the official "
+                                         "conventions"):
+        build_detection_model(cfg)
+    build_detection_model(official_cfg("TEST.BBOX_AUG.ENABLED", "True"))
+
+
 @needs_photos
 def test_test_net_and_the_demo_write_mmdetections_detections(tmp_path, recorded):
     """test_net's bbox.json ([x, y, x2 - x1, y2 - y1]: mmdetection's widths) and the demo's

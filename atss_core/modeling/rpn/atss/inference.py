@@ -202,8 +202,10 @@ def make_atss_postprocessor(config, box_coder):
     if atss.POSTPROCESS not in POSTPROCESSORS:
         raise ValueError("MODEL.ATSS.POSTPROCESS must be one of {}, got {!r}".format(POSTPROCESSORS,
                                                                                     atss.POSTPROCESS))
-    if atss.POSTPROCESS == "mmdet" and config.TEST.BBOX_AUG.ENABLED:
-        raise ValueError("TEST.BBOX_AUG (the official multi-scale test) needs MODEL.ATSS.POSTPROCESS 'official'")
+    if config.TEST.BBOX_AUG.ENABLED and (atss.POSTPROCESS == "mmdet" or not config.MODEL.LEGACY_PLUS_ONE):
+        # its merging and voting are the official code's, in the +1 convention
+        raise ValueError("TEST.BBOX_AUG (the official multi-scale test) needs the official conventions: "
+                         "MODEL.ATSS.POSTPROCESS 'official' and MODEL.LEGACY_PLUS_ONE True")
     postprocessor = MMDetPostProcessor if atss.POSTPROCESS == "mmdet" else ATSSPostProcessor
     return postprocessor(
         pre_nms_thresh=atss.INFERENCE_TH, pre_nms_top_n=atss.PRE_NMS_TOP_N, nms_thresh=atss.NMS_TH,
