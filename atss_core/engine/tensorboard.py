@@ -55,7 +55,8 @@ class TensorboardTracker(NullTracker):
         from atss_core.data.datasets.image_io import read_image_bgr
 
         try:
-            image = read_image_bgr(dataset.image_path(index))
+            # the pixels the predictions were made on (INPUT.EXIF_ORIENTATION, held by the dataset)
+            image = read_image_bgr(dataset.image_path(index), getattr(dataset, "exif_orientation", False))
         except (OSError, ValueError, AttributeError) as error:  # a picture is not worth stopping for
             logging.getLogger(__name__).warning("no TensorBoard picture for image %d: %s", index, error)
             return

@@ -79,3 +79,31 @@ def test_tracking_can_be_turned_off(tmp_path):
     tracker.close()
     assert os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
     assert not glob.glob(os.path.join(cfg.OUTPUT_DIR, "events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("exif_orientation, shown", [(True, (24, 40)), (False, (40, 24))])
+def test_pictures_are_drawn_on_the_pixels_the_predictions_were_made_on(tmp_path, exif_orientation, shown):
+    """A photograph stored 40 x 24 with EXIF orientation 6 (turn 90 degrees): with
+    INPUT.EXIF_ORIENTATION (the dataset's exif_orientation) the model saw it 24 x 40."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from PIL import Image
+
+    from atss_core.engine.tensorboard import TensorboardTracker
+    from atss_core.structures import BoxList
+
+    path = str(tmp_path / "turned.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((24, 40, 3), np.uint8)).save(path, exif=exif.tobytes())
+    dataset = SimpleNamespace(image_path=lambda index: path, exif_orientation=exif_orientation, categories={})
+    prediction = BoxList(torch.zeros(0, 4), shown)
+    prediction.add_field("scores", torch.zeros(0))
+    prediction.add_field("labels", torch.zeros(0, dtype=torch.int64))
+    tracker = TensorboardTracker(str(tmp_path / "events"), num_images=1)
+    tracker.log_evaluation("tiny", {}, 1, dataset=dataset, predictions=[prediction])
+    tracker.close()
+    events = read_events(str(tmp_path / "events"))
+    (picture,) = events.Images(events.Tags()["images"][0])
+    assert (picture.width, picture.height) == shown
