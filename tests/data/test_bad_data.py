@@ -68,6 +68,33 @@ def test_training_skips_an_unreadable_image_with_a_counted_warning_and_evaluatio
         evaluation[2]
 
 
+@pytest.mark.parametrize("exif_orientation", [False, True])
+def test_an_image_of_another_size_than_annotated_is_skipped_in_training_and_named(tmp_path, caplog,
+                                                                                   exif_orientation):
+    """img1.jpg is stored 50 x 20 and annotated so, but its EXIF orientation (6) turns it to
+    20 x 50: read turned, it no longer fits its boxes. Stored 20 x 50 without EXIF (annotated
+    50 x 20), it is simply the wrong size."""
+    from PIL import Image
+
+    ann, root = write_coco(tmp_path)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    if exif_orientation:
+        Image.fromarray(np.zeros((20, 50, 3), np.uint8)).save(str(tmp_path / "images" / "img1.jpg"), exif=exif)
+    else:
+        cv2.imwrite(str(tmp_path / "images" / "img1.jpg"), np.zeros((50, 20, 3), np.uint8))
+    training = COCODataset(ann, root, remove_images_without_annotations=False, skip_unreadable=True,
+                           exif_orientation=exif_orientation)
+    with caplog.at_level(logging.WARNING):
+        image, _, _ = training[1]
+    assert image.shape == (30, 30, 3)  # the next image in dataset order
+    assert "img1.jpg: the annotation says 50x20 but the image is 20x50" in caplog.text
+    evaluation = COCODataset(ann, root, remove_images_without_annotations=False, exif_orientation=exif_orientation)
+    with pytest.raises(UnreadableImageError, match="20x50 once its EXIF orientation is applied" if exif_orientation
+                       else "20x50$"):
+        evaluation[1]
+
+
 def test_degenerate_boxes_are_counted_and_dropped_and_boxes_beyond_the_image_clipped(tmp_path, caplog):
     ann, root = write_coco(tmp_path)
     data = json.loads((tmp_path / "ann.json").read_text())

@@ -11,7 +11,7 @@ from pycocotools.coco import COCO
 
 from atss_core.structures.bounding_box import BoxList
 
-from .image_io import UnreadableImagePolicy, check_images_exist, read_image_bgr
+from .image_io import UnreadableImageError, UnreadableImagePolicy, check_images_exist, read_image_bgr
 
 
 def _has_only_empty_bbox(anno):
@@ -95,8 +95,11 @@ class COCODataset(torch.utils.data.Dataset):
         info = self.get_img_info(index)
         image = read_image_bgr(self.image_path(index), self.exif_orientation)
         if (image.shape[1], image.shape[0]) != (info["width"], info["height"]):
-            raise ValueError("{}: the annotation says {}x{} but the image is {}x{}".format(
-                info["file_name"], info["width"], info["height"], image.shape[1], image.shape[0]))
+            turned = self.exif_orientation and (image.shape[0], image.shape[1]) == (info["width"], info["height"])
+            raise UnreadableImageError("{}: the annotation says {}x{} but the image is {}x{}{}".format(
+                info["file_name"], info["width"], info["height"], image.shape[1], image.shape[0],
+                " once its EXIF orientation is applied (INPUT.EXIF_ORIENTATION True); the annotation's boxes "
+                "refer to the stored pixels" if turned else ""))
         target = self.get_groundtruth(index)
         if self._transforms is not None:
             image, target = self._transforms(image, target)

@@ -33,7 +33,8 @@ def jpeg_is_truncated(data):
 
 
 class UnreadableImageError(ValueError):
-    """An image file that exists but is corrupt, truncated or not an image."""
+    """An image file that exists but cannot be used: corrupt, truncated, not an image, or not
+    the size its annotation gives."""
 
 
 def read_image_bgr(path, exif_orientation=False):
