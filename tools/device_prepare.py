@@ -26,12 +26,12 @@ import zipfile
 
 try:
     from packaging import tags as wheel_tags
-    from packaging.requirements import Requirement
+    from packaging.requirements import InvalidRequirement, Requirement
     from packaging.specifiers import SpecifierSet
     from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 except ImportError:  # the GPU machine's python may lack it; pip always carries a copy
     from pip._vendor.packaging import tags as wheel_tags
-    from pip._vendor.packaging.requirements import Requirement
+    from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
     from pip._vendor.packaging.specifiers import SpecifierSet
     from pip._vendor.packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
@@ -86,7 +86,12 @@ def read_pins(paths=REQUIREMENTS):
                     included = os.path.join(os.path.dirname(path), line.split(None, 1)[1])
                     pins.update(read_pins([included]))
                     continue
-                req = Requirement(line)
+                if line.startswith("-"):  # a pip option (--extra-index-url ...), not a package
+                    continue
+                try:
+                    req = Requirement(line)
+                except InvalidRequirement as error:
+                    raise WheelError("{}: {!r} is not a requirement ({})".format(path, line, error))
                 exact = [s for s in req.specifier if s.operator == "=="]
                 if exact:
                     pins[canonicalize_name(req.name)] = (req.name, exact[0].version)
@@ -126,7 +131,10 @@ class Wheel:
         if canonicalize_name(self.name) != self.key or metadata.get("Version") not in (None, str(version)):
             raise WheelError("{}: METADATA says {} {}".format(self.file, self.name, metadata.get("Version")))
         self.requires_python = metadata.get("Requires-Python")
-        self.requires = [Requirement(r) for r in metadata.get_all("Requires-Dist") or []]
+        try:
+            self.requires = [Requirement(r) for r in metadata.get_all("Requires-Dist") or []]
+        except InvalidRequirement as error:
+            raise WheelError("{}: a Requires-Dist of its METADATA cannot be read ({})".format(self.file, error))
 
     def needs(self):
         """The requirements that apply on the GPU machine (no extras, cp312 linux markers)."""

@@ -115,6 +115,18 @@ def test_an_unreadable_wheel_and_a_preinstalled_package_are_problems(wheels):
     assert any("numpy is preinstalled on the GPU machine" in p for p in found)
 
 
+def test_malformed_requirements_are_problems_named_by_their_file(wheels, tmp_path):
+    make_wheel(wheels, "odd", "1.0", requires=["numpy >>= 2"])
+    assert any("odd-1.0-py3-none-any.whl: a Requires-Dist of its METADATA cannot be read" in p
+               for p in problems(wheels))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("--extra-index-url https://example.org/simple\nyacs==0.1.8\n")
+    assert dp.read_pins([str(requirements)]) == {"yacs": ("yacs", "0.1.8")}
+    requirements.write_text("yacs===\n")
+    with pytest.raises(dp.WheelError, match="requirements.txt: 'yacs===' is not a requirement"):
+        dp.read_pins([str(requirements)])
+
+
 def test_a_new_requirement_must_be_classified(wheels):
     pins = dict(dp.read_pins(), **{"shiny-new-lib": ("shiny-new-lib", "1.0")})
     assert any("requirements pin shiny-new-lib but" in p for p in problems(wheels, pins=pins))
