@@ -6,13 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 
-nvcc_path=$(command -v nvcc) || { echo "cuda-check: nvcc not found, nothing to check"; exit 0; }
+command -v nvcc > /dev/null || { echo "cuda-check: nvcc not found, nothing to check"; exit 0; }
 # nvcc may be a wrapper script that execs the real compiler: CUDA_HOME is the real one's root
-real_nvcc=$(readlink -f "$nvcc_path")
-if head -c 2 "$real_nvcc" | grep -q '#!'; then
-  real_nvcc=$(grep -oE '/[^"[:space:]]*/bin/nvcc' "$real_nvcc" | head -n 1)
-fi
-export CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$real_nvcc")")}
+CUDA_HOME=$(bash tools/cuda_home.sh)
+export CUDA_HOME
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-"8.0;9.0"}
 export FORCE_CUDA=1
 export MAX_JOBS=${MAX_JOBS:-2}

@@ -167,17 +167,7 @@ export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1
 # --- build: atss_core._C against this machine's torch, sm_90 only ----------------------------
 JOBS=$(nproc)
 BUILD_CMD="TORCH_CUDA_ARCH_LIST=9.0 FORCE_CUDA=1 MAX_JOBS=$JOBS CUDA_HOME=<toolkit> $PYTHON setup.py build_ext --inplace"
-if [ -z "${CUDA_HOME:-}" ]; then
-  if nvcc_path=$(command -v nvcc); then
-    real_nvcc=$(readlink -f "$nvcc_path")
-    if head -c 2 "$real_nvcc" | grep -q '#!'; then  # a wrapper that execs the real compiler
-      real_nvcc=$(grep -oE '/[^"[:space:]]*/bin/nvcc' "$real_nvcc" | head -n 1)
-    fi
-    CUDA_HOME=$(dirname "$(dirname "$real_nvcc")")
-  elif [ -x /usr/local/cuda/bin/nvcc ]; then
-    CUDA_HOME=/usr/local/cuda
-  fi
-fi
+CUDA_HOME=$(bash tools/cuda_home.sh)  # empty when there is no toolkit
 if [ "$DRY_RUN" = 1 ]; then
   log "CUDA toolkit here: ${CUDA_HOME:-none found (no nvcc on PATH, no /usr/local/cuda)}"
   needs_gpu build "CUDA build of atss_core._C for sm_90 ($BUILD_CMD)"

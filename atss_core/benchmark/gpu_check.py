@@ -12,8 +12,6 @@
 """
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import time
@@ -46,19 +44,10 @@ def require_gpu():
 
 def cuda_home():
     """CUDA_HOME, or the root of the toolkit whose nvcc is on PATH (through a wrapper script)."""
-    if os.environ.get("CUDA_HOME"):
-        return os.environ["CUDA_HOME"]
-    nvcc = shutil.which("nvcc")
-    if nvcc is None:
-        raise CheckFailed("no nvcc on PATH and CUDA_HOME is not set: install the CUDA toolkit")
-    nvcc = os.path.realpath(nvcc)
-    with open(nvcc, "rb") as f:
-        head = f.read(4096)
-    if head.startswith(b"#!"):  # a wrapper that execs the real compiler
-        found = re.search(rb"(/[^\s\"']*/bin/nvcc)", head)
-        if found:
-            nvcc = found.group(1).decode()
-    return os.path.dirname(os.path.dirname(nvcc))
+    found = subprocess.run(["/bin/bash", os.path.join(ROOT, "tools", "cuda_home.sh")], capture_output=True, text=True)
+    if found.returncode != 0 or not found.stdout.strip():
+        raise CheckFailed("no nvcc on PATH, no /usr/local/cuda and CUDA_HOME is not set: install the CUDA toolkit")
+    return found.stdout.strip()
 
 
 def ensure_cuda_extension():

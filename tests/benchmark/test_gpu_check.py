@@ -49,7 +49,10 @@ def test_cuda_home_is_found_through_an_nvcc_wrapper(tmp_path, monkeypatch):
     (wrapper_dir / "nvcc").write_text('#!/bin/sh\nexec "{}" "$@"\n'.format(real / "nvcc"))
     (wrapper_dir / "nvcc").chmod(0o755)
     monkeypatch.delenv("CUDA_HOME", raising=False)
-    monkeypatch.setenv("PATH", str(wrapper_dir))
+    monkeypatch.setenv("PATH", os.pathsep.join([str(wrapper_dir), "/usr/bin", "/bin"]))
+    assert gpu_check.cuda_home() == str(tmp_path / "cuda-13.0")
+    # a wrapper that quotes the path in single quotes
+    (wrapper_dir / "nvcc").write_text("#!/bin/sh\nexec '{}' \"$@\"\n".format(real / "nvcc"))
     assert gpu_check.cuda_home() == str(tmp_path / "cuda-13.0")
     monkeypatch.setenv("CUDA_HOME", "/opt/cuda")
     assert gpu_check.cuda_home() == "/opt/cuda"
