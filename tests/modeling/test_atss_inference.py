@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from torchvision.ops import box_iou
 
 from atss_core.config import cfg as default_cfg
 from atss_core.modeling.box_coder import BoxCoder
@@ -80,3 +81,35 @@ def test_eval_mode_detections_live_in_the_input_image_frame():
         assert boxlist.bbox[:, [0, 2]].min() >= 0 and boxlist.bbox[:, [0, 2]].max() <= w - 1
         assert boxlist.bbox[:, [1, 3]].min() >= 0 and boxlist.bbox[:, [1, 3]].max() <= h - 1
         assert set(boxlist.get_field("labels").tolist()) <= {1, 2}
+
+
+def reference_class_wise_nms(boxes, scores, classes, iou_threshold):
+    """Plain greedy NMS (IoU without +1) within each class, then all kept by descending score."""
+    kept = []
+    for label in classes.unique().tolist():
+        order = [i for i in scores.argsort(descending=True).tolist() if classes[i] == label]
+        chosen = []
+        for i in order:
+            if all(float(box_iou(boxes[i:i + 1], boxes[j:j + 1])) <= iou_threshold for j in chosen):
+                chosen.append(i)
+        kept += chosen
+    return sorted(kept, key=lambda i: -float(scores[i]))
+
+
+@pytest.mark.parametrize("split", [None, 10])
+def test_class_wise_nms_by_offsets_and_by_loop_is_plain_per_class_nms(monkeypatch, split):
+    """mmcv's batched_nms offsets the boxes by class below CLASS_WISE_NMS_SPLIT boxes and loops
+    over the classes from there: both give per-class greedy NMS, by descending score."""
+    from atss_core.modeling.rpn.atss import inference
+
+    if split is not None:
+        monkeypatch.setattr(inference, "CLASS_WISE_NMS_SPLIT", split)
+    generator = torch.Generator().manual_seed(0)
+    xy = torch.rand(120, 2, generator=generator) * 60
+    boxes = torch.cat([xy, xy + 4 + torch.rand(120, 2, generator=generator) * 30], dim=1)
+    scores = torch.rand(120, generator=generator)
+    classes = torch.randint(0, 4, (120,), generator=generator)
+    kept = inference.class_wise_nms(boxes, scores, classes, 0.6)
+    assert kept.tolist() == reference_class_wise_nms(boxes, scores, classes, 0.6)
+    assert 20 < len(kept) < 120
+    assert inference.class_wise_nms(boxes[:0], scores[:0], classes[:0], 0.6).tolist() == []
