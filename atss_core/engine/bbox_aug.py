@@ -18,7 +18,7 @@ Runs are merged in the frame of the first run, then mapped to the original image
 import torch
 
 from atss_core.data.transforms import transforms as T
-from atss_core.data.transforms.build import normalize_transform
+from atss_core.data.transforms.build import image_transform
 from atss_core.structures.bounding_box import FLIP_LEFT_RIGHT
 from atss_core.structures.boxlist_ops import cat_boxlist
 from atss_core.structures.image_list import to_image_list
@@ -74,11 +74,9 @@ def im_detect_bbox_aug(model, images, device, cfg, use_amp=False):
     """``images``: original BGR uint8 arrays (HxWx3) -> one BoxList per image, in its frame.
     The model must have been built with the same TEST.BBOX_AUG settings (its post-processor
     leaves NMS to the merge when VOTE is False)."""
-    normalize = normalize_transform(cfg)
     per_image = [[] for _ in images]
     for min_size, max_size, hflip, size_range in augmentation_runs(cfg):
-        transform = T.Compose([T.Resize(min_size, max_size, style=cfg.INPUT.RESIZE_STYLE),
-                               T.RandomHorizontalFlip(1.0 if hflip else 0.0), T.ToTensor(), normalize])
+        transform = image_transform(cfg, min_size, max_size, 1.0 if hflip else 0.0)
         outputs = _detect(model, images, transform, cfg.DATALOADER.SIZE_DIVISIBILITY, device, use_amp)
         for image, output, collected in zip(images, outputs, per_image):
             if hflip:

@@ -15,6 +15,12 @@ def build_transforms(cfg, is_train=True):
         max_size, flip_prob = cfg.INPUT.MAX_SIZE_TRAIN, 0.5
     else:
         min_size, max_size, flip_prob = cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, 0.0
+    return image_transform(cfg, min_size, max_size, flip_prob)
+
+
+def image_transform(cfg, min_size, max_size, flip_prob):
+    """Resize (INPUT.RESIZE_STYLE), flip with ``flip_prob``, to a tensor, normalise: the
+    training and test pipeline, and each run of the multi-scale test."""
     return T.Compose([
         T.Resize(min_size, max_size, style=cfg.INPUT.RESIZE_STYLE),
         T.RandomHorizontalFlip(flip_prob),
