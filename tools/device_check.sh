@@ -92,9 +92,15 @@ needs_gpu() {  # needs_gpu PHASE WHAT: a step a dry run cannot do
   record "$1" skipped "needs a GPU: $2"
 }
 
+clean_up() {  # the temp dirs this script made (not DEVICE_WORK / DEVICE_SITE)
+  [ -n "${CLEAN_WORK:-}" ] && rm -rf "$WORK"
+  [ -n "${CLEAN_SITE:-}" ] && rm -rf "$SITE"
+  return 0
+}
+
 finish() {
   local result=ok
-  [ -n "${CLEAN_WORK:-}" ] && rm -rf "$WORK"
+  clean_up
   [ "$FAILED" = 1 ] && result=failed
   record result "$result" ""
   log "done in $(( $(date +%s) - START )) s (budget ${BUDGET_S} s): $result; files in $OUT: $(cd "$OUT" && ls | tr '\n' ' ')"
@@ -102,13 +108,14 @@ finish() {
   exit 0
 }
 
-trap 'log "interrupted (signal)"; record result interrupted ""; exit 130' INT TERM
+trap 'log "interrupted (signal)"; record result interrupted ""; clean_up; exit 130' INT TERM
 
 # --- environment ----------------------------------------------------------------------------
 log "device_check: $([ "$DRY_RUN" = 1 ] && echo "DRY RUN (no GPU steps)" || echo "GPU run") in $ROOT, budget ${BUDGET_S} s"
 [ -n "${out_note:-}" ] && log "$out_note"
 if ! command -v "$PYTHON" > /dev/null; then
   log "no '$PYTHON' on PATH: set PYTHON to the python that holds torch"
+  clean_up
   exit 1
 fi
 PYVER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -143,7 +150,12 @@ elif [ "$PYVER" != 3.12 ]; then
     record install failed "the wheels are for CPython 3.12 but $PYTHON is Python $PYVER"
   fi
 else
-  SITE=${DEVICE_SITE:-$(mktemp -d /tmp/device_site.XXXXXX)}
+  if [ -n "${DEVICE_SITE:-}" ]; then
+    SITE=$DEVICE_SITE
+  else
+    SITE=$(mktemp -d /tmp/device_site.XXXXXX)
+    CLEAN_SITE=1
+  fi
   if "$PYTHON" -m pip --version > /dev/null 2>&1; then
     timeout 120 "$PYTHON" -m pip install --disable-pip-version-check --no-index --no-deps --no-compile \
       --no-cache-dir --upgrade --target "$SITE" "$DEVICE_WHEELS"/*.whl >> "$LOG" 2>&1
