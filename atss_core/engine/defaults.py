@@ -9,14 +9,14 @@ import torch
 from atss_core.config.paths_catalog import dataset_folder_name
 from atss_core.data.build import make_data_loader
 from atss_core.engine.hooks import Checkpoints, History, NonFiniteLossCheck, Progress, StopSignals, Tracking
-from atss_core.engine.inference import inference
+from atss_core.engine.inference import evaluate_predictions, predict
 from atss_core.engine.precision import check_dtype
 from atss_core.engine.trainer import do_train
 from atss_core.modeling.detector import build_detection_model
 from atss_core.modeling.fusion import optimize_for_inference
 from atss_core.solver import make_lr_scheduler, make_optimizer
 from atss_core.utils.checkpoint import Checkpointer
-from atss_core.utils.comm import get_rank, synchronize
+from atss_core.utils.comm import all_gather, get_rank
 from atss_core.utils.seed import resolve_seed, seed_everything
 from atss_core.weights.sources import CATALOG_PREFIX, TORCHVISION_PREFIX
 
@@ -51,6 +51,7 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
     scheduler = make_lr_scheduler(cfg, optimizer)
     checkpointer = Checkpointer(cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR, save_to_disk=get_rank() == 0,
                                 logger=logger)
+    checkpointer.remove_stale_temporaries()
     arguments = {"iteration": 0, "seed": seed}
     arguments.update({k: v for k, v in checkpointer.load(cfg.MODEL.WEIGHT).items()
                       if k in ("iteration", "seed", "grad_scaler")})
@@ -58,6 +59,7 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
         logger.info("resumed run: continuing with its seed %d (SEED is %d)", arguments["seed"], cfg.SEED)
     logger.info("seed %d", arguments["seed"])
     if distributed:
+        check_same_start(arguments)
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.type == "cuda" else None, broadcast_buffers=False)
     if arguments["iteration"] >= cfg.SOLVER.MAX_ITER:
@@ -68,6 +70,18 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
     hooks = default_hooks(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, logger, log_period, progress, history, tracker)
     do_train(model, data_loader, optimizer, scheduler, device, arguments, hooks, use_amp=check_dtype(cfg))
     return model
+
+
+def check_same_start(arguments):
+    """Every process must resume from the same checkpoint: on a shared file system with stale
+    caches a restarted node can read an older last_checkpoint, and processes at different
+    iterations would pair up the wrong collectives."""
+    starts = all_gather((arguments["iteration"], arguments["seed"]), "comparing the resumed iterations")
+    if len(set(starts)) > 1:
+        raise RuntimeError("the processes resumed from different checkpoints ((iteration, seed) by rank: {}): "
+                           "OUTPUT_DIR/last_checkpoint must read the same on every node (a shared file system "
+                           "whose caches lag?)".format(", ".join("{}: {}".format(rank, start)
+                                                                  for rank, start in enumerate(starts))))
 
 
 def is_backbone_only_weight(weight):
@@ -111,12 +125,18 @@ def run_test(cfg, model, distributed=False, logger=None, tracker=None, iteration
     ``tracker`` (TensorBoard) receives each report at step ``iteration``."""
     if isinstance(model, torch.nn.parallel.DistributedDataParallel):
         model = model.module  # inference needs no gradient synchronisation
+    device = torch.device(cfg.MODEL.DEVICE)
+    bbox_aug_cfg = cfg if cfg.TEST.BBOX_AUG.ENABLED else None
+    gathered = []
+    for name, loader in zip(cfg.DATASETS.TEST, make_data_loader(cfg, is_train=False)):
+        predictions, timings = predict(model, loader, name, device, logger=logger, use_amp=check_dtype(cfg),
+                                       bbox_aug_cfg=bbox_aug_cfg)
+        gathered.append((name, loader.dataset, predictions, timings))
+    # the main process evaluates once every dataset is gathered; the others are done then and do
+    # not wait for it (a wait for an evaluation longer than DIST_TIMEOUT would fail)
     reports = {}
-    loaders = make_data_loader(cfg, is_train=False)
-    for name, loader in zip(cfg.DATASETS.TEST, loaders):
-        reports[name] = inference(model, loader, name, torch.device(cfg.MODEL.DEVICE),
-                                  output_folder=inference_folder(cfg, name), logger=logger,
-                                  use_amp=check_dtype(cfg), bbox_aug_cfg=cfg if cfg.TEST.BBOX_AUG.ENABLED else None,
-                                  coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tracker=tracker, iteration=iteration)
-        synchronize("the end of the evaluation of {}".format(name))
+    for name, dataset, predictions, timings in gathered:
+        reports[name] = None if predictions is None else evaluate_predictions(
+            dataset, name, predictions, timings, inference_folder(cfg, name), logger=logger,
+            coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tracker=tracker, iteration=iteration)
     return reports

@@ -53,12 +53,10 @@ def accumulate_predictions(predictions_per_process, logger):
     return [predictions[i] for i in indices]
 
 
-def inference(model, data_loader, dataset_name, device, output_folder=None, logger=None, use_amp=False,
-              bbox_aug_cfg=None, coco_backend="pycocotools", tracker=None, iteration=0):
-    """Returns the evaluation report on the main process (None elsewhere); writes
-    predictions.pth, bbox.json and the metrics to ``output_folder``. ``bbox_aug_cfg``: see
-    :func:`compute_on_dataset`; ``coco_backend``: TEST.COCO_EVAL_BACKEND; ``tracker``
-    (TensorBoard) receives the report and the first predictions at step ``iteration``."""
+def predict(model, data_loader, dataset_name, device, logger=None, use_amp=False, bbox_aug_cfg=None):
+    """Every process: runs the model over its share of the loader and gathers the predictions.
+    Returns (predictions in dataset order, timings) on the main process, (None, timings)
+    elsewhere. ``bbox_aug_cfg``: see :func:`compute_on_dataset`."""
     logger = logger or logging.getLogger("atss_core.inference")
     dataset = data_loader.dataset
     logger.info("evaluating on %s (%d images)", dataset_name, len(dataset))
@@ -69,20 +67,40 @@ def inference(model, data_loader, dataset_name, device, output_folder=None, logg
     synchronize("the end of inference on every process")
     elapsed = time.time() - start
     predictions = accumulate_predictions(predictions, logger)
-    if predictions is None:
-        return None
-    images = max(len(dataset), 1)
-    logger.info("inference: %.1f s (%.3f s / image, %.2f images/s); this process waited %.1f s for data and "
-                "spent %.1f s in the model", elapsed, elapsed / images, images / max(elapsed, 1e-9),
-                timings["data"], timings["model"])
+    timings.update(total_inference=elapsed, images=len(dataset))
+    if predictions is not None:
+        images = max(len(dataset), 1)
+        logger.info("inference: %.1f s (%.3f s / image, %.2f images/s); this process waited %.1f s for data and "
+                    "spent %.1f s in the model", elapsed, elapsed / images, images / max(elapsed, 1e-9),
+                    timings["data"], timings["model"])
+    return predictions, timings
+
+
+def evaluate_predictions(dataset, dataset_name, predictions, timings, output_folder=None, logger=None,
+                         coco_backend="pycocotools", tracker=None, iteration=0):
+    """The main process: writes predictions.pth, bbox.json and the metrics to ``output_folder``
+    and returns the report; ``tracker`` (TensorBoard) receives it at step ``iteration``."""
+    logger = logger or logging.getLogger("atss_core.inference")
     if output_folder:
         os.makedirs(output_folder, exist_ok=True)
         torch.save(predictions, os.path.join(output_folder, "predictions.pth"))
     start = time.time()
     report = evaluate(dataset, predictions, output_folder, logger=logger, coco_backend=coco_backend)
-    timings.update(evaluation=time.time() - start, total_inference=elapsed, images=len(dataset))
+    timings = dict(timings, evaluation=time.time() - start)
     logger.info("evaluation: %.1f s", timings["evaluation"])
     report["timing"] = timings
     if tracker is not None:
         tracker.log_evaluation(dataset_name, report, iteration, dataset, predictions)
     return report
+
+
+def inference(model, data_loader, dataset_name, device, output_folder=None, logger=None, use_amp=False,
+              bbox_aug_cfg=None, coco_backend="pycocotools", tracker=None, iteration=0):
+    """:func:`predict`, then :func:`evaluate_predictions` on the main process: its report there,
+    None elsewhere."""
+    predictions, timings = predict(model, data_loader, dataset_name, device, logger=logger, use_amp=use_amp,
+                                   bbox_aug_cfg=bbox_aug_cfg)
+    if predictions is None:
+        return None
+    return evaluate_predictions(data_loader.dataset, dataset_name, predictions, timings, output_folder,
+                                logger=logger, coco_backend=coco_backend, tracker=tracker, iteration=iteration)

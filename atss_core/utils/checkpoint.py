@@ -15,12 +15,34 @@ from atss_core.weights.sources import resolve_weights
 from atss_core.weights.torchvision import check_torchvision_conventions, convert_torchvision_resnet, is_torchvision_resnet
 
 
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def _write_atomically(path, write):
+    """``write(file)`` fills a temporary file in the same folder, which is flushed to the disk
+    and then renamed to ``path`` (the folder synced too): a run killed at any moment, even by a
+    power loss, leaves either the old file or the new one, never a truncated one. A failed
+    write removes its temporary file."""
+    tmp = path + TEMPORARY_SUFFIX
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself
+    finally:
+        os.close(folder)
+
+
 def atomic_torch_save(obj, path):
-    """Writes to a temporary file in the same folder, then renames: a killed run never
-    leaves a truncated checkpoint behind."""
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    _write_atomically(path, lambda f: torch.save(obj, f))
 
 
 _HEAD_KEY = "rpn.head.cls_logits.weight"
@@ -70,10 +92,17 @@ class Checkpointer:
         return name if os.path.isabs(name) else os.path.join(self.save_dir, name)
 
     def _tag_last_checkpoint(self, path):
-        tmp = self._last_checkpoint_file() + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(os.path.basename(path))
-        os.replace(tmp, self._last_checkpoint_file())
+        _write_atomically(self._last_checkpoint_file(), lambda f: f.write(os.path.basename(path).encode()))
+
+    def remove_stale_temporaries(self):
+        """Removes the temporary files of saves that a killed run left half written (a training
+        run calls it before it starts; nothing may be saving into save_dir then)."""
+        if not (self.save_dir and self.save_to_disk and os.path.isdir(self.save_dir)):
+            return
+        for name in sorted(os.listdir(self.save_dir)):
+            if name.endswith(".pth" + TEMPORARY_SUFFIX) or name == "last_checkpoint" + TEMPORARY_SUFFIX:
+                os.remove(os.path.join(self.save_dir, name))
+                self.logger.info("removed %s, left half written by an interrupted save", name)
 
     # loading
     def load(self, f=None, use_latest=True, strict=False):

@@ -55,3 +55,31 @@ def test_logged_losses_are_averaged_over_processes(tmp_path):
         for entry in result["history"]:
             assert entry["loss_a"] == 1.5 and entry["loss_b"] == 15.0  # not this rank's own 1 / 2 and 10 / 20
         assert result["loss_global_avg"] == 16.5
+
+
+def _resume_worker(rank, init_file, result_file, iterations):
+    from atss_core.engine.defaults import check_same_start
+
+    dist.init_process_group("gloo", init_method="file://" + init_file, rank=rank, world_size=2)
+    try:
+        try:
+            check_same_start({"iteration": iterations[rank], "seed": 3})
+            outcome = "ok"
+        except RuntimeError as error:
+            outcome = str(error)
+        torch.save(outcome, result_file.format(rank))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_processes_that_resumed_from_different_checkpoints_are_stopped(tmp_path):
+    result_file = str(tmp_path / "rank{}.pth")
+    for iterations, name in (((20, 20), "same"), ((20, 15), "different")):
+        mp.spawn(_resume_worker, args=(str(tmp_path / name), result_file, iterations), nprocs=2, join=True)
+        outcomes = [torch.load(result_file.format(rank)) for rank in range(2)]
+        if name == "same":
+            assert outcomes == ["ok", "ok"]
+        else:  # both stop, with the same message naming each rank's start
+            assert outcomes[0] == outcomes[1] and "resumed from different checkpoints" in outcomes[0]
+            assert "0: (20, 3), 1: (15, 3)" in outcomes[0]

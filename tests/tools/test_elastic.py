@@ -135,9 +135,24 @@ if os.environ.get("RANK") == "0":
 
     def slow_save(obj, f, *args, **kwargs):
         marker = os.environ["SLOW_SAVE_MARKER"]
-        if str(f).endswith("model_0000010.pth.tmp") and not os.path.exists(marker):
+        if str(getattr(f, "name", f)).endswith("model_0000010.pth.tmp") and not os.path.exists(marker):
             open(marker, "w").close()
             time.sleep(4)
+        return save(obj, f, *args, **kwargs)
+
+    torch.save = slow_save
+"""
+
+
+SLOW_PREDICTIONS_SAVE = """
+import os, time
+if os.environ.get("RANK") == "0":
+    import torch
+    save = torch.save
+
+    def slow_save(obj, f, *args, **kwargs):
+        if str(f).endswith("predictions.pth"):
+            time.sleep(12)
         return save(obj, f, *args, **kwargs)
 
     torch.save = slow_save
@@ -187,18 +202,23 @@ def test_evaluation_with_one_two_and_three_processes_gives_the_same_detections_a
     cfg.merge_from_file(str(tmp_path / "tiny.yaml"))
     torch.manual_seed(0)
     torch.save({"model": build_detection_model(cfg).state_dict()}, tmp_path / "w.pth")
+    # with 2 processes rank 0's evaluation outlasts DIST_TIMEOUT (its predictions.pth save is
+    # slowed down): the other rank must not be waiting for it
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_PREDICTIONS_SAVE)
+    slow_env = dict(ENV, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), ROOT]))
     results = {}
     for processes in (1, 2, 3):
         output = tmp_path / "eval{}".format(processes)
         command = [os.path.join(ROOT, "tools", "test_net.py"), "--config-file", str(tmp_path / "tiny.yaml"),
                    "MODEL.WEIGHT", str(tmp_path / "w.pth"), "DATASETS.TEST", "('{}',)".format(dataset),
                    "TEST.IMS_PER_BATCH", str(processes), "MODEL.ATSS.INFERENCE_TH", "0.0", "OUTPUT_DIR", str(output),
-                   "TENSORBOARD.ENABLED", "False"]
+                   "TENSORBOARD.ENABLED", "False"] + (["DIST_TIMEOUT", "5"] if processes == 2 else [])
         if processes > 1:
             command = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master-addr",
                        "127.0.0.1", "--master-port", str(free_port()), *launcher_log_dir(tmp_path)] + command
-        result = subprocess.run([sys.executable] + command, cwd=ROOT, env=ENV, capture_output=True, text=True,
-                                timeout=600)
+        result = subprocess.run([sys.executable] + command, cwd=ROOT, env=slow_env if processes == 2 else ENV,
+                                capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         folder = output / "inference" / os.listdir(output / "inference")[0]
         detections = json.loads((folder / "bbox.json").read_text())

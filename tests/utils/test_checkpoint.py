@@ -29,6 +29,40 @@ def assert_same_weights(a, b, skip=()):
             assert torch.equal(va, vb), ka
 
 
+def test_a_failed_save_leaves_the_last_checkpoint_and_no_temporary_file(tmp_path, monkeypatch):
+    from atss_core.utils import checkpoint
+
+    cfg, model = tiny_model()
+    saver = Checkpointer(cfg, model, save_dir=str(tmp_path))
+    first = saver.save("model_0000001")
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(checkpoint.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    saver.save("model_0000002")
+    assert len(synced) == 4  # each file (checkpoint, last_checkpoint) and the folder after each rename
+
+    def disk_full(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        saver.save("model_0000003")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_0000001.pth", "model_0000002.pth"]
+    assert saver.get_checkpoint_file() == str(tmp_path / "model_0000002.pth") and os.path.exists(first)
+
+
+def test_a_training_run_removes_the_temporary_files_a_killed_save_left(tmp_path):
+    cfg, model = tiny_model()
+    (tmp_path / "model_0000005.pth.tmp").write_bytes(b"half")
+    (tmp_path / "last_checkpoint.tmp").write_text("model_0000005.pth")
+    (tmp_path / "notes.tmp").write_text("not ours")
+    Checkpointer(cfg, model, save_dir=str(tmp_path), save_to_disk=False).remove_stale_temporaries()
+    assert len(list(tmp_path.iterdir())) == 3  # only the process that saves may remove them
+    Checkpointer(cfg, model, save_dir=str(tmp_path)).remove_stale_temporaries()
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.tmp"]
+
+
 def test_save_and_resume_restore_everything(tmp_path):
     cfg, model = tiny_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
