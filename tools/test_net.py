@@ -8,7 +8,7 @@ Weights: MODEL.WEIGHT when it names a checkpoint; OUTPUT_DIR/last_checkpoint whe
 is empty or the configs' ImageNet backbone weights (catalog://..., torchvision://..., .pkl).
 """
 from atss_core.engine.defaults import load_model_for_evaluation, run_test
-from atss_core.engine.launch import parse_args, setup
+from atss_core.engine.launch import parse_args, process_group_closed_at_exit, setup
 from atss_core.engine.tensorboard import make_tracker
 from atss_core.utils.cli import run_cli
 
@@ -16,12 +16,13 @@ from atss_core.utils.cli import run_cli
 def main():
     args = parse_args("ATSS evaluation", training=False)
     cfg, distributed, logger = setup(args, "test_net")
-    model = load_model_for_evaluation(cfg, logger)
-    tracker = make_tracker(cfg)
-    try:
-        run_test(cfg, model, distributed, logger, tracker=tracker)
-    finally:
-        tracker.close()
+    with process_group_closed_at_exit():
+        model = load_model_for_evaluation(cfg, logger)
+        tracker = make_tracker(cfg)
+        try:
+            run_test(cfg, model, distributed, logger, tracker=tracker)
+        finally:
+            tracker.close()
 
 
 if __name__ == "__main__":

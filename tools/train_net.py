@@ -10,7 +10,7 @@ initialises the weights (fine-tuning starts at iteration 0). SIGINT/SIGTERM save
 and exit 130/143; the same command resumes.
 """
 from atss_core.engine.defaults import run_test, train
-from atss_core.engine.launch import parse_args, setup
+from atss_core.engine.launch import parse_args, process_group_closed_at_exit, setup
 from atss_core.engine.tensorboard import make_tracker
 from atss_core.utils.cli import run_cli
 
@@ -18,13 +18,14 @@ from atss_core.utils.cli import run_cli
 def main():
     args = parse_args("ATSS training", training=True)
     cfg, distributed, logger = setup(args, "train_net")
-    tracker = make_tracker(cfg)
-    try:
-        model = train(cfg, args.local_rank, distributed, logger, tracker=tracker)
-        if not args.skip_test:
-            run_test(cfg, model, distributed, logger, tracker=tracker, iteration=cfg.SOLVER.MAX_ITER)
-    finally:
-        tracker.close()
+    with process_group_closed_at_exit():
+        tracker = make_tracker(cfg)
+        try:
+            model = train(cfg, args.local_rank, distributed, logger, tracker=tracker)
+            if not args.skip_test:
+                run_test(cfg, model, distributed, logger, tracker=tracker, iteration=cfg.SOLVER.MAX_ITER)
+        finally:
+            tracker.close()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Start-up of the training and evaluation commands (tools/train_net.py, tools/test_net.py):
 arguments, config, start-up checks, distributed initialisation, logging."""
 import argparse
+import contextlib
 import datetime
 import os
 import secrets
@@ -15,7 +16,7 @@ from atss_core.data.build import images_per_process
 from atss_core.data.datasets.evaluation.coco_eval import check_backend
 from atss_core.engine.bbox_aug import augmentation_runs
 from atss_core.engine.precision import check_dtype
-from atss_core.utils.cli import add_debug_flag, parse_with_overrides
+from atss_core.utils.cli import EXIT_ERROR, CommandError, add_debug_flag, parse_with_overrides
 from atss_core.utils.collect_env import get_pretty_env_info
 from atss_core.utils.comm import get_rank, synchronize
 from atss_core.utils.logger import setup_logger
@@ -87,6 +88,25 @@ def init_distributed(backend, timeout_seconds):
     else:
         store = _join_group_store(launcher_store, world_size, timeout)
     torch.distributed.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
+
+
+@contextlib.contextmanager
+def process_group_closed_at_exit():
+    """Destroys the process group when the command ends normally or by a stop signal. A rank
+    may finish while the others still work (only rank 0 evaluates), and a gloo group left to
+    the interpreter's exit sometimes aborts the process (std::terminate, exit -6) instead of
+    exiting 0. After an error a collective may still be pending, where NCCL's teardown can
+    block, so those exits are left as they are."""
+    clean = False
+    try:
+        yield
+        clean = True
+    except CommandError as error:
+        clean = error.exit_status != EXIT_ERROR
+        raise
+    finally:
+        if clean and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def _join_group_store(launcher_store, world_size, timeout):
