@@ -1,6 +1,8 @@
 """Checkpointer: atomic saves, resume from OUTPUT_DIR/last_checkpoint, and loading of
 official-format checkpoints and Caffe2 ImageNet weights by name (a path, catalog://,
 http(s):// or torchvision://, see atss_core/weights/sources.py)."""
+import contextlib
+import errno
 import logging
 import os
 
@@ -31,12 +33,30 @@ def _write_atomically(path, write):
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):  # the original error is the one to report
             os.remove(tmp)
         raise
-    folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    _sync_folder_of(path)
+
+
+# Some filesystems (FUSE mounts, CIFS, some network shares) refuse fsync on a folder: the
+# file is already in place then, and the rename is as durable as that filesystem allows.
+_FOLDER_SYNC_UNSUPPORTED = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES}
+
+
+def _sync_folder_of(path):
+    """Flushes the folder entry of a rename to the disk, where the filesystem supports it."""
     try:
-        os.fsync(folder)  # the rename itself
+        folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError as e:
+        if e.errno in _FOLDER_SYNC_UNSUPPORTED:
+            return
+        raise
+    try:
+        os.fsync(folder)
+    except OSError as e:
+        if e.errno not in _FOLDER_SYNC_UNSUPPORTED:
+            raise
     finally:
         os.close(folder)
 

@@ -52,6 +52,51 @@ def test_a_failed_save_leaves_the_last_checkpoint_and_no_temporary_file(tmp_path
     assert saver.get_checkpoint_file() == str(tmp_path / "model_0000002.pth") and os.path.exists(first)
 
 
+def _fsync_refusing_folders(error_number):
+    import stat
+
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(error_number, os.strerror(error_number))
+        real_fsync(fd)
+
+    return fsync
+
+
+def test_a_filesystem_that_refuses_to_sync_folders_still_saves(tmp_path, monkeypatch):
+    import errno
+
+    from atss_core.utils import checkpoint
+
+    cfg, model = tiny_model()
+    saver = Checkpointer(cfg, model, save_dir=str(tmp_path))
+    monkeypatch.setattr(checkpoint.os, "fsync", _fsync_refusing_folders(errno.EINVAL))  # FUSE, CIFS
+    path = saver.save("model_0000001")
+    assert saver.get_checkpoint_file() == path and os.path.getsize(path) > 0
+    monkeypatch.setattr(checkpoint.os, "fsync", _fsync_refusing_folders(errno.EIO))  # a real disk error
+    with pytest.raises(OSError, match="Input/output error"):
+        saver.save("model_0000002")
+
+
+def test_a_failed_cleanup_does_not_hide_why_the_save_failed(tmp_path, monkeypatch):
+    from atss_core.utils import checkpoint
+
+    cfg, model = tiny_model()
+
+    def disk_full(obj, f, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    def read_only(path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(checkpoint.torch, "save", disk_full)
+    monkeypatch.setattr(checkpoint.os, "remove", read_only)
+    with pytest.raises(OSError, match="No space left"):
+        Checkpointer(cfg, model, save_dir=str(tmp_path)).save("model_0000001")
+
+
 def test_a_training_run_removes_the_temporary_files_a_killed_save_left(tmp_path):
     cfg, model = tiny_model()
     (tmp_path / "model_0000005.pth.tmp").write_bytes(b"half")
