@@ -16,7 +16,7 @@ from atss_core.utils.cli import run_cli
 def main():
     args = parse_args("ATSS evaluation", training=False)
     cfg, distributed, logger = setup(args, "test_net")
-    with process_group_closed_at_exit():
+    with process_group_closed_at_exit(logger):
         model = load_model_for_evaluation(cfg, logger)
         tracker = make_tracker(cfg)
         try:

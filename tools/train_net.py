@@ -18,7 +18,7 @@ from atss_core.utils.cli import run_cli
 def main():
     args = parse_args("ATSS training", training=True)
     cfg, distributed, logger = setup(args, "train_net")
-    with process_group_closed_at_exit():
+    with process_group_closed_at_exit(logger):
         tracker = make_tracker(cfg)
         try:
             model = train(cfg, args.local_rank, distributed, logger, tracker=tracker)

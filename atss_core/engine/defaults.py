@@ -132,8 +132,9 @@ def run_test(cfg, model, distributed=False, logger=None, tracker=None, iteration
         predictions, timings = predict(model, loader, name, device, logger=logger, use_amp=check_dtype(cfg),
                                        bbox_aug_cfg=bbox_aug_cfg)
         gathered.append((name, loader.dataset, predictions, timings))
-    # the main process evaluates once every dataset is gathered; the others are done then and do
-    # not wait for it (a wait for an evaluation longer than DIST_TIMEOUT would fail)
+    # the main process evaluates once every dataset is gathered; no collective follows (one would
+    # time out during an evaluation longer than DIST_TIMEOUT): the others wait for it by polling
+    # its store at the end of the command (launch.process_group_closed_at_exit)
     reports = {}
     for name, dataset, predictions, timings in gathered:
         reports[name] = None if predictions is None else evaluate_predictions(

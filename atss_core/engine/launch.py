@@ -18,7 +18,7 @@ from atss_core.engine.bbox_aug import augmentation_runs
 from atss_core.engine.precision import check_dtype
 from atss_core.utils.cli import EXIT_ERROR, CommandError, add_debug_flag, parse_with_overrides
 from atss_core.utils.collect_env import get_pretty_env_info
-from atss_core.utils.comm import get_rank, synchronize
+from atss_core.utils.comm import announce_finished, get_rank, synchronize, wait_for_main_process
 from atss_core.utils.logger import setup_logger
 
 
@@ -66,6 +66,7 @@ def check_output_dir(path):
 
 
 GROUP_STORE_KEY = "atss_core/group_store"
+_group_store = None  # the process group's own store (init_distributed), also used at the end
 
 
 def init_distributed(backend, timeout_seconds):
@@ -77,6 +78,7 @@ def init_distributed(backend, timeout_seconds):
     addresses and wait for them forever; an announcement left by a dead rank 0 points at a
     closed port (or at a store with another token) and is read again until the new one is
     there."""
+    global _group_store
     timeout = datetime.timedelta(seconds=timeout_seconds)
     launcher_store, rank, world_size = next(torch.distributed.rendezvous("env://", timeout=timeout))
     if rank == 0:
@@ -88,13 +90,15 @@ def init_distributed(backend, timeout_seconds):
     else:
         store = _join_group_store(launcher_store, world_size, timeout)
     torch.distributed.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
+    _group_store = store
 
 
 @contextlib.contextmanager
-def process_group_closed_at_exit():
-    """Destroys the process group when the command ends normally or by a stop signal. A rank
-    may finish while the others still work (only rank 0 evaluates), and a gloo group left to
-    the interpreter's exit sometimes aborts the process (std::terminate, exit -6) instead of
+def process_group_closed_at_exit(logger=None):
+    """At the end of a command that ends normally or by a stop signal, the other ranks wait
+    for rank 0 (only it evaluates; see comm.wait_for_main_process for why they must not leave
+    first) and then every rank destroys the process group: a gloo group left to the
+    interpreter's exit sometimes aborts the process (std::terminate, exit -6) instead of
     exiting 0. After an error a collective may still be pending, where NCCL's teardown can
     block, so those exits are left as they are."""
     clean = False
@@ -106,6 +110,12 @@ def process_group_closed_at_exit():
         raise
     finally:
         if clean and torch.distributed.is_initialized():
+            if _group_store is not None:
+                rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+                if rank == 0:
+                    announce_finished(_group_store, world_size, logger)
+                else:
+                    wait_for_main_process(_group_store, rank, world_size, logger)
             torch.distributed.destroy_process_group()
 
 

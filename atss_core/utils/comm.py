@@ -2,6 +2,7 @@
 collective that fails because another process died or stalled (the process group's timeout,
 DIST_TIMEOUT) raises PeerLostError naming this rank and what it was waiting for."""
 import contextlib
+import time
 
 import torch
 import torch.distributed as dist
@@ -75,3 +76,48 @@ def reduce_dict(values, average=True):
         if average:
             stacked /= get_world_size()
         return dict(zip(names, stacked))
+
+
+FINISHED_KEY = "atss_core/main_process_finished"
+FINISH_SEEN_KEY = "atss_core/main_process_finished_seen"
+
+
+def wait_for_main_process(store, rank, world_size, logger=None, poll_seconds=1.0, report_seconds=300.0):
+    """Other ranks: returns once the main process has called :func:`announce_finished`, with
+    no deadline, since its evaluation may take hours. A rank that exits earlier lets its node's
+    torchrun agent time out in the exit barrier (300 s) and leave, and when that agent hosts the
+    c10d rendezvous the main process's agent then fails and kills it mid-evaluation. The
+    store lives in the main process: its death ends this wait at once (its node's loss within
+    the store's timeout, DIST_TIMEOUT)."""
+    start = time.monotonic()
+    reported = start
+    while True:
+        try:
+            if store.check([FINISHED_KEY]):
+                store.add(FINISH_SEEN_KEY, 1)
+                return
+        except (RuntimeError, dist.DistError) as error:
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise PeerLostError("rank {} of {}: rank 0 ended without finishing while this process waited for it "
+                                "({}): see rank 0's log".format(rank, world_size, detail)) from error
+        now = time.monotonic()
+        if logger is not None and now - reported >= report_seconds:
+            logger.info("waiting for rank 0 to finish (%.0f min so far)", (now - start) / 60)
+            reported = now
+        time.sleep(poll_seconds)
+
+
+def announce_finished(store, world_size, logger=None, poll_seconds=0.05, acknowledge_seconds=30.0):
+    """The main process: lets the waiting ranks go, and stays until each has seen it (its
+    exit closes the store they poll, which they would take for a crash). A rank that does not
+    acknowledge within ``acknowledge_seconds`` is not waited for."""
+    store.set(FINISHED_KEY, "1")
+    deadline = time.monotonic() + acknowledge_seconds
+    while store.add(FINISH_SEEN_KEY, 0) < world_size - 1:
+        if time.monotonic() > deadline:
+            if logger is not None:
+                logger.warning("%d of the other %d processes did not acknowledge the end within %.0f s",
+                               world_size - 1 - store.add(FINISH_SEEN_KEY, 0), world_size - 1,
+                               acknowledge_seconds)
+            return
+        time.sleep(poll_seconds)

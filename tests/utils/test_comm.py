@@ -1,12 +1,15 @@
 """A collective that another process never joins (it died or stalled) ends within the process
 group's timeout with PeerLostError naming this rank and what it waited for (gloo, two processes)."""
 import datetime
+import subprocess
+import sys
 import time
 
+import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from atss_core.utils.comm import PeerLostError, all_gather, synchronize
+from atss_core.utils.comm import PeerLostError, all_gather, synchronize, wait_for_main_process
 
 
 def _worker(rank, init_file, result_file):
@@ -40,3 +43,42 @@ def test_a_stalled_peer_ends_the_gather_with_a_message_naming_the_rank_and_the_w
 def test_single_process_helpers_need_no_process_group():
     assert all_gather(5) == [5]
     synchronize("nothing")  # no process group: returns at once
+
+
+_MAIN_PROCESS = """
+import sys, time, datetime
+import torch.distributed as dist
+from atss_core.utils.comm import announce_finished
+store = dist.TCPStore("127.0.0.1", 0, 2, True, timeout=datetime.timedelta(seconds=30), wait_for_workers=False)
+print(store.port, flush=True)
+time.sleep(float(sys.argv[1]))  # "evaluating"
+if sys.argv[2] == "finish":
+    announce_finished(store, 2, acknowledge_seconds=20)
+    print("acknowledged", store.add("atss_core/main_process_finished_seen", 0), flush=True)
+"""
+
+
+def _start_main_process(seconds, how):
+    process = subprocess.Popen([sys.executable, "-c", _MAIN_PROCESS, str(seconds), how], stdout=subprocess.PIPE,
+                               text=True)
+    port = int(process.stdout.readline())
+    store = dist.TCPStore("127.0.0.1", port, 2, False, timeout=datetime.timedelta(seconds=2))
+    return process, store
+
+
+def test_the_other_ranks_wait_for_rank_0_beyond_the_store_timeout_and_it_waits_for_their_acknowledgement():
+    process, store = _start_main_process(4, "finish")  # longer than the store's 2 s timeout
+    start = time.monotonic()
+    wait_for_main_process(store, 1, 2, poll_seconds=0.1)
+    assert time.monotonic() - start > 3
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0 and output.strip() == "acknowledged 1"
+
+
+def test_a_rank_waiting_for_rank_0_stops_at_once_when_rank_0_dies():
+    process, store = _start_main_process(1, "die")  # exits without announcing
+    start = time.monotonic()
+    with pytest.raises(PeerLostError, match="rank 1 of 2: rank 0 ended without finishing"):
+        wait_for_main_process(store, 1, 2, poll_seconds=0.1)
+    assert time.monotonic() - start < 10
+    process.communicate(timeout=30)
