@@ -101,6 +101,7 @@ def process_group_closed_at_exit(logger=None):
     interpreter's exit sometimes aborts the process (std::terminate, exit -6) instead of
     exiting 0. After an error a collective may still be pending, where NCCL's teardown can
     block, so those exits are left as they are."""
+    global _group_store
     clean = False
     try:
         yield
@@ -117,6 +118,7 @@ def process_group_closed_at_exit(logger=None):
                 else:
                     wait_for_main_process(_group_store, rank, world_size, logger)
             torch.distributed.destroy_process_group()
+            _group_store = None
 
 
 def _join_group_store(launcher_store, world_size, timeout):

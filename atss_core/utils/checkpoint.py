@@ -44,21 +44,26 @@ def _write_atomically(path, write):
 _FOLDER_SYNC_UNSUPPORTED = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES}
 
 
+_folders_without_sync = set()
+
+
 def _sync_folder_of(path):
     """Flushes the folder entry of a rename to the disk, where the filesystem supports it."""
+    name = os.path.dirname(os.path.abspath(path))
     try:
-        folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    except OSError as e:
-        if e.errno in _FOLDER_SYNC_UNSUPPORTED:
-            return
-        raise
-    try:
-        os.fsync(folder)
+        folder = os.open(name, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
     except OSError as e:
         if e.errno not in _FOLDER_SYNC_UNSUPPORTED:
             raise
-    finally:
-        os.close(folder)
+        if name not in _folders_without_sync:
+            _folders_without_sync.add(name)
+            logging.getLogger(__name__).warning(
+                "the filesystem of %s does not sync folders (%s): a power loss right after a save may undo its "
+                "rename (the previous file is then kept)", name, e.strerror or e)
 
 
 def atomic_torch_save(obj, path):

@@ -93,13 +93,15 @@ def wait_for_main_process(store, rank, world_size, logger=None, poll_seconds=1.0
     reported = start
     while True:
         try:
-            if store.check([FINISHED_KEY]):
-                store.add(FINISH_SEEN_KEY, 1)
-                return
+            finished = store.check([FINISHED_KEY])
         except (RuntimeError, dist.DistError) as error:
             detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise PeerLostError("rank {} of {}: rank 0 ended without finishing while this process waited for it "
                                 "({}): see rank 0's log".format(rank, world_size, detail)) from error
+        if finished:
+            with contextlib.suppress(RuntimeError):  # rank 0 may be gone already (it waits 30 s at most)
+                store.add(FINISH_SEEN_KEY, 1)
+            return
         now = time.monotonic()
         if logger is not None and now - reported >= report_seconds:
             logger.info("waiting for rank 0 to finish (%.0f min so far)", (now - start) / 60)

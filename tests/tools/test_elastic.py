@@ -145,14 +145,18 @@ if os.environ.get("RANK") == "0":
 
 
 SLOW_PREDICTIONS_SAVE = """
-import os, time
-if os.environ.get("RANK") == "0":
+import atexit, os, time
+folder, rank = os.environ["EXIT_TIMES_DIR"], os.environ.get("RANK")
+if rank is not None:
+    atexit.register(lambda: open(os.path.join(folder, "exit" + rank), "w").write(repr(time.time())))
+if rank == "0":
     import torch
     save = torch.save
 
     def slow_save(obj, f, *args, **kwargs):
         if str(f).endswith("predictions.pth"):
             time.sleep(12)
+            open(os.path.join(folder, "saved"), "w").write(repr(time.time()))
         return save(obj, f, *args, **kwargs)
 
     torch.save = slow_save
@@ -203,10 +207,12 @@ def test_evaluation_with_one_two_and_three_processes_gives_the_same_detections_a
     torch.manual_seed(0)
     torch.save({"model": build_detection_model(cfg).state_dict()}, tmp_path / "w.pth")
     # with 2 processes rank 0's evaluation outlasts DIST_TIMEOUT (its predictions.pth save is
-    # slowed down): the other rank must not be waiting for it
+    # slowed down): the other rank waits for it without failing and exits after it
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_PREDICTIONS_SAVE)
-    slow_env = dict(ENV, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), ROOT]))
+    exit_times = tmp_path / "exit_times"
+    exit_times.mkdir()
+    slow_env = dict(ENV, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), ROOT]), EXIT_TIMES_DIR=str(exit_times))
     results = {}
     for processes in (1, 2, 3):
         output = tmp_path / "eval{}".format(processes)
@@ -220,6 +226,8 @@ def test_evaluation_with_one_two_and_three_processes_gives_the_same_detections_a
         result = subprocess.run([sys.executable] + command, cwd=ROOT, env=slow_env if processes == 2 else ENV,
                                 capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
+        if processes == 2:  # rank 1 stayed until rank 0 had evaluated (see launch.process_group_closed_at_exit)
+            assert float((exit_times / "exit1").read_text()) > float((exit_times / "saved").read_text())
         folder = output / "inference" / os.listdir(output / "inference")[0]
         detections = json.loads((folder / "bbox.json").read_text())
         metrics = json.loads((folder / "coco_metrics.json").read_text())["bbox"]

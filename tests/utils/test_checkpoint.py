@@ -65,7 +65,7 @@ def _fsync_refusing_folders(error_number):
     return fsync
 
 
-def test_a_filesystem_that_refuses_to_sync_folders_still_saves(tmp_path, monkeypatch):
+def test_a_filesystem_that_refuses_to_sync_folders_still_saves(tmp_path, monkeypatch, caplog):
     import errno
 
     from atss_core.utils import checkpoint
@@ -73,11 +73,15 @@ def test_a_filesystem_that_refuses_to_sync_folders_still_saves(tmp_path, monkeyp
     cfg, model = tiny_model()
     saver = Checkpointer(cfg, model, save_dir=str(tmp_path))
     monkeypatch.setattr(checkpoint.os, "fsync", _fsync_refusing_folders(errno.EINVAL))  # FUSE, CIFS
-    path = saver.save("model_0000001")
-    assert saver.get_checkpoint_file() == path and os.path.getsize(path) > 0
+    with caplog.at_level(logging.WARNING, logger="atss_core.utils.checkpoint"):
+        path = saver.save("model_0000001")
+        saver.save("model_0000002")
+    assert saver.get_checkpoint_file() == path.replace("1.pth", "2.pth") and os.path.getsize(path) > 0
+    warnings = [r.getMessage() for r in caplog.records if "does not sync folders" in r.getMessage()]
+    assert len(warnings) == 1 and str(tmp_path) in warnings[0]  # once per folder
     monkeypatch.setattr(checkpoint.os, "fsync", _fsync_refusing_folders(errno.EIO))  # a real disk error
     with pytest.raises(OSError, match="Input/output error"):
-        saver.save("model_0000002")
+        saver.save("model_0000003")
 
 
 def test_a_failed_cleanup_does_not_hide_why_the_save_failed(tmp_path, monkeypatch):
