@@ -42,9 +42,7 @@ def _write_atomically(path, write):
 # Some filesystems (FUSE mounts, CIFS, some network shares) refuse fsync on a folder: the
 # file is already in place then, and the rename is as durable as that filesystem allows.
 _FOLDER_SYNC_UNSUPPORTED = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES}
-
-
-_folders_without_sync = set()
+_folders_without_sync = set()  # warned about once each
 
 
 def _sync_folder_of(path):

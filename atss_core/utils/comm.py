@@ -17,10 +17,14 @@ def waiting_for_peers(what):
     try:
         yield
     except (RuntimeError, dist.DistError) as error:
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PeerLostError("rank {} of {}: {} failed while waiting for the other processes ({}); one of them "
                             "died or stalled for longer than DIST_TIMEOUT: see its log".format(
-                                get_rank(), get_world_size(), what, detail)) from error
+                                get_rank(), get_world_size(), what, _first_line(error))) from error
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def is_distributed():
@@ -95,9 +99,8 @@ def wait_for_main_process(store, rank, world_size, logger=None, poll_seconds=1.0
         try:
             finished = store.check([FINISHED_KEY])
         except (RuntimeError, dist.DistError) as error:
-            detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise PeerLostError("rank {} of {}: rank 0 ended without finishing while this process waited for it "
-                                "({}): see rank 0's log".format(rank, world_size, detail)) from error
+                                "({}): see rank 0's log".format(rank, world_size, _first_line(error))) from error
         if finished:
             with contextlib.suppress(RuntimeError):  # rank 0 may be gone already (it waits 30 s at most)
                 store.add(FINISH_SEEN_KEY, 1)
@@ -115,11 +118,10 @@ def announce_finished(store, world_size, logger=None, poll_seconds=0.05, acknowl
     acknowledge within ``acknowledge_seconds`` is not waited for."""
     store.set(FINISHED_KEY, "1")
     deadline = time.monotonic() + acknowledge_seconds
-    while store.add(FINISH_SEEN_KEY, 0) < world_size - 1:
+    while (seen := store.add(FINISH_SEEN_KEY, 0)) < world_size - 1:
         if time.monotonic() > deadline:
             if logger is not None:
                 logger.warning("%d of the other %d processes did not acknowledge the end within %.0f s",
-                               world_size - 1 - store.add(FINISH_SEEN_KEY, 0), world_size - 1,
-                               acknowledge_seconds)
+                               world_size - 1 - seen, world_size - 1, acknowledge_seconds)
             return
         time.sleep(poll_seconds)
