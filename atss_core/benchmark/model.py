@@ -204,7 +204,7 @@ def _assign_atss_loop(anchors, counts, gt_boxes, topk):
 
 
 def assignment_case(warmup, repeats, num_gt=100):
-    from atss_core.modeling.rpn.atss.loss import assign_atss
+    from atss_core.modeling.rpn.atss.assigners import assign_atss
     from atss_core.structures import to_image_list
 
     cfg, atss = build_atss()
@@ -216,11 +216,13 @@ def assignment_case(warmup, repeats, num_gt=100):
     counts = [len(level) for level in levels]
     gt_boxes, _ = random_boxes(num_gt, 800, 1333)
     topk = cfg.MODEL.ATSS.TOPK
-    vectorised = assign_atss(anchors, counts, gt_boxes, topk)
+    def vectorised():
+        return assign_atss(anchors=anchors, num_anchors_per_level=counts, gt_boxes=gt_boxes, topk=topk)
+
     looped = _assign_atss_loop(anchors, counts, gt_boxes, topk)
-    if not torch.equal(vectorised, looped):
+    if not torch.equal(vectorised(), looped):
         raise AssertionError("vectorised ATSS assignment differs from the per-gt loop")
-    seconds = interleaved_medians({"atss_core": lambda: assign_atss(anchors, counts, gt_boxes, topk),
+    seconds = interleaved_medians({"atss_core": vectorised,
                                    "plain_loop": lambda: _assign_atss_loop(anchors, counts, gt_boxes, topk)},
                                   warmup, repeats)
     return {"case": "ATSS assignment, {} gts, {} anchors".format(num_gt, anchors.shape[0]), "seconds": seconds}

@@ -1,15 +1,12 @@
 """The POSITIVE_TYPE -> assigner table, the loss's explicit constructor and the choice of the
 rpn head through its registry."""
-from types import SimpleNamespace
-
 import pytest
 import torch
 
 from atss_core.config import cfg as default_cfg
-from atss_core.modeling.box_coder import BoxCoder
-from atss_core.modeling.matcher import Matcher
-from atss_core.modeling.rpn.atss.loss import (ASSIGNERS, ATSSLossComputation, assign_atss, assign_iou, assign_ssc,
-                                              assign_topk, make_atss_loss_evaluator)
+from atss_core.modeling.rpn.atss.assigners import ASSIGNERS, assign_atss, assign_iou, assign_ssc, assign_topk
+from atss_core.modeling.rpn.atss.atss import BoxCoder
+from atss_core.modeling.rpn.atss.loss import ATSSLossComputation, ATSSLossSettings, make_atss_loss_evaluator
 from atss_core.modeling.rpn.rpn import build_rpn
 from atss_core.structures import BoxList
 
@@ -26,27 +23,36 @@ def scene():
 
 def test_table_covers_the_config_values_and_calls_its_assigner():
     anchors, counts, targets, gt_boxes = scene()
-    settings = SimpleNamespace(topk=3, num_anchors_per_location=2, matcher=Matcher(0.5, 0.4, True), plus_one=0)
+    settings = dict(anchors=anchors, num_anchors_per_level=counts, gt_boxes=gt_boxes, topk=3,
+                    num_anchors_per_location=2, fg_iou_threshold=0.5, bg_iou_threshold=0.4, plus_one=0)
     expected = {
-        "ATSS": assign_atss(anchors, counts, gt_boxes, 6, plus_one=0),
-        "SSC": assign_ssc(anchors, counts, gt_boxes, targets.area()),
-        "IoU": assign_iou(anchors, gt_boxes, settings.matcher, plus_one=0),
-        "TOPK": assign_topk(anchors, gt_boxes, 3, plus_one=0),
+        "ATSS": assign_atss(anchors=anchors, num_anchors_per_level=counts, gt_boxes=gt_boxes, topk=6, plus_one=0),
+        "SSC": assign_ssc(anchors=anchors, num_anchors_per_level=counts, gt_boxes=gt_boxes, plus_one=targets.plus_one),
+        "IoU": assign_iou(anchors=anchors, gt_boxes=gt_boxes, fg_iou_threshold=0.5, bg_iou_threshold=0.4, plus_one=0),
+        "TOPK": assign_topk(anchors=anchors, gt_boxes=gt_boxes, topk=3, plus_one=0),
     }
     assert set(ASSIGNERS) == set(expected)
     for name, assigner in ASSIGNERS.items():
-        assert torch.equal(assigner(anchors, counts, targets, gt_boxes, settings), expected[name]), name
+        assert torch.equal(assigner(**settings), expected[name]), name
+    # SSC's tie-break by area uses the areas of BoxList.area in the same convention
+    ssc = assign_ssc(anchors=anchors, num_anchors_per_level=counts, gt_boxes=gt_boxes, plus_one=targets.plus_one)
+    areas = targets.area()
+    assert torch.equal(areas, (gt_boxes[:, 2] - gt_boxes[:, 0] + 1) * (gt_boxes[:, 3] - gt_boxes[:, 1] + 1))
+    assert (ssc >= 0).any()
 
 
 def test_loss_takes_explicit_settings_and_the_config_maker_reads_them():
     cfg = default_cfg.clone()
     cfg.merge_from_list(["MODEL.ATSS.POSITIVE_TYPE", "TOPK", "MODEL.ATSS.TOPK", 7, "MODEL.ATSS.REG_LOSS_WEIGHT", 3.0])
     made = make_atss_loss_evaluator(cfg, BoxCoder(cfg))
-    assert (made.positive_type, made.topk, made.reg_loss_weight) == ("TOPK", 7, 3.0)
-    assert made.num_anchors_per_location == len(cfg.MODEL.ATSS.ASPECT_RATIOS) * cfg.MODEL.ATSS.SCALES_PER_OCTAVE
-    direct = ATSSLossComputation(positive_type="TOPK", topk=7, num_anchors_per_location=1, fg_iou_threshold=0.5,
-                                 bg_iou_threshold=0.4, focal_gamma=2.0, focal_alpha=0.25, reg_loss_weight=3.0,
-                                 box_coder=BoxCoder(cfg))
+    assert (made.positive_type, made.settings.topk, made.reg_loss_weight) == ("TOPK", 7, 3.0)
+    assert made.settings.num_anchors_per_location == (len(cfg.MODEL.ATSS.ASPECT_RATIOS)
+                                                      * cfg.MODEL.ATSS.SCALES_PER_OCTAVE)
+    official_call = ATSSLossComputation(cfg, BoxCoder(cfg))
+    assert official_call.settings == made.settings
+    direct = ATSSLossComputation(None, BoxCoder(cfg), settings=ATSSLossSettings(
+        positive_type="TOPK", topk=7, num_anchors_per_location=1, fg_iou_threshold=0.5, bg_iou_threshold=0.4,
+        focal_gamma=2.0, focal_alpha=0.25, reg_loss_weight=3.0))
     anchors, counts, targets, _ = scene()
     assert torch.equal(direct._assign(anchors, counts, targets), made._assign(anchors, counts, targets))
 

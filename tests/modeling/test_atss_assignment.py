@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from atss_core.config import cfg as default_cfg
-from atss_core.modeling.box_coder import BoxCoder
+from atss_core.modeling.rpn.atss.atss import BoxCoder
 from atss_core.modeling.rpn.anchor_generator import make_anchor_generator_atss
-from atss_core.modeling.rpn.atss.loss import BACKGROUND, IGNORE, assign_atss, assign_topk, make_atss_loss_evaluator
+from atss_core.modeling.rpn.atss.assigners import BACKGROUND, IGNORE, assign_atss, assign_topk
+from atss_core.modeling.rpn.atss.loss import make_atss_loss_evaluator
 from atss_core.structures import BoxList, to_image_list
 
 
@@ -89,7 +90,7 @@ def test_atss_assignment_matches_reference(seed):
     anchors_per_level, gts = random_scene(seed)
     anchors = torch.cat([a.bbox for a in anchors_per_level]).double()
     counts = [len(a) for a in anchors_per_level]
-    ours = assign_atss(anchors, counts, gts.double(), 9)
+    ours = assign_atss(anchors=anchors, num_anchors_per_level=counts, gt_boxes=gts.double(), topk=9)
     assert ours.tolist() == reference_atss(anchors, counts, gts.double(), 9)
     assert (ours >= 0).any(), "every random scene has positives"
 
@@ -98,7 +99,7 @@ def test_atss_assignment_matches_reference(seed):
 def test_topk_assignment_matches_reference(seed):
     anchors_per_level, gts = random_scene(100 + seed)
     anchors = torch.cat([a.bbox for a in anchors_per_level]).double()
-    assert assign_topk(anchors, gts.double(), 9).tolist() == reference_topk(anchors, gts.double(), 9)
+    assert assign_topk(anchors=anchors, gt_boxes=gts.double(), topk=9).tolist() == reference_topk(anchors, gts.double(), 9)
 
 
 def test_without_the_plus_one_every_assigner_computes_mmdetections_iou():

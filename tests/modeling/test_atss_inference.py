@@ -5,7 +5,7 @@ import torch
 from torchvision.ops import box_iou
 
 from atss_core.config import cfg as default_cfg
-from atss_core.modeling.box_coder import BoxCoder
+from atss_core.modeling.rpn.atss.atss import BoxCoder
 from atss_core.modeling.detector import build_detection_model
 from atss_core.modeling.rpn.atss.inference import make_atss_postprocessor
 from atss_core.structures import BoxList

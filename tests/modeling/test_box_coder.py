@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from atss_core.config import cfg as default_cfg
-from atss_core.modeling.box_coder import BoxCoder
+from atss_core.modeling.rpn.atss.atss import BoxCoder
 
 
 def coder(regression_type):

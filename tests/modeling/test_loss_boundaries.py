@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import atss_core.modeling.rpn.atss.loss as loss_module
-from atss_core.modeling.rpn.atss.loss import assign_atss, giou_loss
+from atss_core.modeling.rpn.atss.assigners import assign_atss
+from atss_core.modeling.rpn.atss.loss import giou_loss
 from atss_core.structures import to_image_list
 
 from ..golden.test_official_outputs import build_model, input_images, load_record, targets_of
@@ -38,7 +39,7 @@ def test_atss_keeps_candidates_whose_iou_equals_the_threshold():
     and both are positive (IoU >= mean + std)."""
     anchors = torch.tensor([[0.0, 0, 9, 9], [20, 0, 29, 9]])
     gt = torch.tensor([[4.0, 0, 25, 9]])  # both anchor centres (4.5, 24.5) 0.5 inside
-    assert assign_atss(anchors, [2], gt, topk=2).tolist() == [0, 0]
+    assert assign_atss(anchors=anchors, num_anchors_per_level=[2], gt_boxes=gt, topk=2).tolist() == [0, 0]
 
 
 def test_atss_centre_must_be_inside_by_more_than_the_margin():
@@ -46,10 +47,10 @@ def test_atss_centre_must_be_inside_by_more_than_the_margin():
     two IoUs stay equal and pass the threshold): not positive, being within the 0.01 margin."""
     anchors = torch.tensor([[0.0, 0, 9, 9], [20, 0, 29, 9]])
     gt = torch.tensor([[4.5 - 1 / 128, 0, 24.5 + 1 / 128, 9]])
-    assert assign_atss(anchors, [2], gt, topk=2).tolist() == [-1, -1]
+    assert assign_atss(anchors=anchors, num_anchors_per_level=[2], gt_boxes=gt, topk=2).tolist() == [-1, -1]
     # 1/64 inside is more than the margin: positive
     gt = torch.tensor([[4.5 - 1 / 64, 0, 24.5 + 1 / 64, 9]])
-    assert assign_atss(anchors, [2], gt, topk=2).tolist() == [0, 0]
+    assert assign_atss(anchors=anchors, num_anchors_per_level=[2], gt_boxes=gt, topk=2).tolist() == [0, 0]
 
 
 def test_giou_loss_values_by_hand():

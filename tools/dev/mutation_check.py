@@ -23,9 +23,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 GOLDEN = "tests/golden"
-CODER = "atss_core/modeling/box_coder.py"
+CODER = "atss_core/modeling/rpn/atss/atss.py"  # the ATSS coder; modeling/box_coder.py is the R-CNN one
 ANCHORS = "atss_core/modeling/rpn/anchor_generator.py"
 LOSS = "atss_core/modeling/rpn/atss/loss.py"
+ASSIGN = "atss_core/modeling/rpn/atss/assigners.py"
 POST = "atss_core/modeling/rpn/atss/inference.py"
 UTILS = "atss_core/modeling/rpn/utils.py"
 AUG = "atss_core/engine/bbox_aug.py"
@@ -71,7 +72,7 @@ MUTANTS = [
 
     # box coding
     ("coder-weights", CODER, "BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)", "BOX_WEIGHTS = (10.0, 10.0, 10.0, 10.0)", MODEL_TESTS),
-    ("coder-to-remove", CODER, "TO_REMOVE = 1\n", "TO_REMOVE = 0\n", MODEL_TESTS),
+    ("coder-to-remove", CODER, "plus_one = 1 if cfg.MODEL.LEGACY_PLUS_ONE else 0", "plus_one = 0", MODEL_TESTS),
     ("coder-decode-half", CODER, "ctr_x - 0.5 * (w - 1)", "ctr_x - 0.5 * w", MODEL_TESTS),
     ("coder-clip", CODER, "BBOX_XFORM_CLIP = math.log(1000.0 / 16)", "BBOX_XFORM_CLIP = math.log(1000.0 / 8)",
      MODEL_TESTS),
@@ -84,27 +85,28 @@ MUTANTS = [
     ("anchor-ratio", ANCHORS, "hs = torch.round(ws * ratios)", "hs = torch.round(ws / ratios)", MODEL_TESTS),
     ("anchor-shift-xy", ANCHORS, "torch.stack((shift_x, shift_y, shift_x, shift_y), dim=1)",
      "torch.stack((shift_y, shift_x, shift_y, shift_x), dim=1)", MODEL_TESTS),
-    ("anchor-octave", ANCHORS, "math.pow(atss.OCTAVE, i / float(atss.SCALES_PER_OCTAVE))",
-     "math.pow(atss.OCTAVE, i / float(atss.SCALES_PER_OCTAVE + 1))", MODEL_TESTS),
+    ("anchor-octave", ANCHORS, "math.pow(keys.OCTAVE, i / float(keys.SCALES_PER_OCTAVE))",
+     "math.pow(keys.OCTAVE, i / float(keys.SCALES_PER_OCTAVE + 1))", MODEL_TESTS),
     ("anchor-visibility", ANCHORS, "(anchors[:, 2] < image_width + t)", "(anchors[:, 2] < image_height + t)",
      MODEL_TESTS),
     # assignment
-    ("atss-threshold-std", LOSS, "threshold = candidate_ious.mean(0) + candidate_ious.std(0)",
+    ("atss-threshold-std", ASSIGN, "threshold = candidate_ious.mean(0) + candidate_ious.std(0)",
      "threshold = candidate_ious.mean(0)", MODEL_TESTS),
-    ("atss-threshold-strict", LOSS, "(candidate_ious >= threshold[None, :])", "(candidate_ious > threshold[None, :])",
+    ("atss-threshold-strict", ASSIGN, "(candidate_ious >= threshold[None, :])", "(candidate_ious > threshold[None, :])",
      MODEL_TESTS),
-    ("atss-topk-per-location", LOSS, "s.topk * s.num_anchors_per_location", "s.topk", MODEL_TESTS),
-    ("atss-inside-margin", LOSS, "def _inside(points, boxes, margin=0.01):", "def _inside(points, boxes, margin=0.0):",
+    ("atss-topk-per-location", ASSIGN, "candidates_per_level = topk * num_anchors_per_location",
+     "candidates_per_level = topk", MODEL_TESTS),
+    ("atss-inside-margin", ASSIGN, "def _inside(points, boxes, margin=0.01):", "def _inside(points, boxes, margin=0.0):",
      MODEL_TESTS),
-    ("assign-lowest-iou", LOSS, "masked = torch.where(is_pos, ious, torch.full_like(ious, -INF))",
+    ("assign-lowest-iou", ASSIGN, "masked = torch.where(is_pos, ious, torch.full_like(ious, -INF))",
      "masked = torch.where(is_pos, -ious, torch.full_like(ious, -INF))", MODEL_TESTS),
-    ("topk-distance-sign", LOSS, "(ious - distances).topk(", "(ious + distances).topk(", MODEL_TESTS),
-    ("ssc-sizes", LOSS, "SSC_OBJECT_SIZES = ((-1, 64), (64, 128),", "SSC_OBJECT_SIZES = ((-1, 32), (32, 128),",
+    ("topk-distance-sign", ASSIGN, "(ious - distances).topk(", "(ious + distances).topk(", MODEL_TESTS),
+    ("ssc-sizes", ASSIGN, "SSC_OBJECT_SIZES = ((-1, 64), (64, 128),", "SSC_OBJECT_SIZES = ((-1, 32), (32, 128),",
      MODEL_TESTS),
-    ("ssc-level-ignored", LOSS, "area[~(inside & in_level)] = INF", "area[~inside] = INF", MODEL_TESTS),
-    ("iou-no-low-quality", LOSS, "Matcher(fg_iou_threshold, bg_iou_threshold, True)",
+    ("ssc-level-ignored", ASSIGN, "area[~(inside & in_level)] = INF", "area[~inside] = INF", MODEL_TESTS),
+    ("iou-no-low-quality", ASSIGN, "Matcher(fg_iou_threshold, bg_iou_threshold, True)",
      "Matcher(fg_iou_threshold, bg_iou_threshold, False)", MODEL_TESTS),
-    ("iou-outside-background", LOSS, "gt_index[pos_idx[~inside]] = IGNORE", "gt_index[pos_idx[~inside]] = BACKGROUND",
+    ("iou-outside-background", ASSIGN, "gt_index[pos_idx[~inside]] = IGNORE", "gt_index[pos_idx[~inside]] = BACKGROUND",
      MODEL_TESTS),
     ("labels-ignore-as-background", LOSS, "labels_per_image[gt_index == IGNORE] = -1",
      "labels_per_image[gt_index == IGNORE] = 0", MODEL_TESTS),
@@ -231,10 +233,10 @@ MUTANTS += [
     ("coder-log-ratio", CODER, "ww * torch.log(gw / aw)", "ww * torch.log(aw / gw)", MODEL_TESTS),
     ("coder-point-sign", CODER, "u * (acx - gt_boxes[:, 0]) / aw", "u * (gt_boxes[:, 0] - acx) / aw", MODEL_TESTS),
     ("anchor-straddle-off", ANCHORS, "if t < 0:", "if t <= 0:", MODEL_TESTS),
-    ("ssc-largest-area", LOSS, "min_area, index = area.min(dim=1)", "min_area, index = area.max(dim=1)", MODEL_TESTS),
-    ("iou-between-as-background", LOSS, "gt_index[matches == Matcher.BETWEEN_THRESHOLDS] = IGNORE",
+    ("ssc-largest-area", ASSIGN, "min_area, index = area.min(dim=1)", "min_area, index = area.max(dim=1)", MODEL_TESTS),
+    ("iou-between-as-background", ASSIGN, "gt_index[matches == Matcher.BETWEEN_THRESHOLDS] = IGNORE",
      "gt_index[matches == Matcher.BETWEEN_THRESHOLDS] = BACKGROUND", MODEL_TESTS),
-    ("topk-distance-weight", LOSS, "distances = distances / distances.max() / 1000",
+    ("topk-distance-weight", ASSIGN, "distances = distances / distances.max() / 1000",
      "distances = distances / distances.max() / 10", MODEL_TESTS),
     ("labels-background-kept", LOSS, "labels_per_image[gt_index == BACKGROUND] = 0\n", "pass\n", MODEL_TESTS),
     ("centerness-target-max", LOSS, "* (top_bottom.min(dim=-1).values / top_bottom.max(dim=-1).values))",
@@ -270,7 +272,7 @@ MUTANTS += [
     ("solver-no-momentum", SOLVER, "momentum=solver.MOMENTUM)", "momentum=0.0)", SOLVER_TESTS),
     ("scheduler-warmup-direction", SCHEDULER, "warmup = self.warmup_factor * (1 - alpha) + alpha",
      "warmup = self.warmup_factor * alpha + (1 - alpha)", SOLVER_TESTS),
-    ("assign-tie-highest-gt", LOSS, 'result = result.scatter_reduce(0, pos_anchor[winner], pos_gt[winner], reduce="amin")',
+    ("assign-tie-highest-gt", ASSIGN, 'result = result.scatter_reduce(0, pos_anchor[winner], pos_gt[winner], reduce="amin")',
      'result = result.scatter_reduce(0, pos_anchor[winner], pos_gt[winner], reduce="amax")', MODEL_TESTS),
     ("fusion-no-shift", FUSION, "conv.bias = nn.Parameter(shift.to(conv.weight.dtype), requires_grad=False)",
      "conv.bias = nn.Parameter(torch.zeros_like(shift), requires_grad=False)", ["tests/modeling/test_fusion.py"]),

@@ -73,9 +73,11 @@ def anchor_grid(cell_anchors, stride, height, width):
 
 
 class AnchorGenerator(nn.Module):
-    """For each image and feature map, the anchors of every cell (as a BoxList with a
+    """For each image and feature map, the anchors of every cell (as a BoxList with the official
     "visibility" field: False for anchors straddling the image border by more than
-    ``straddle_thresh``; a negative threshold disables the check)."""
+    ``straddle_thresh``; a negative threshold disables the check). The ATSS loss does not read
+    the field; it is cached per grid and image size, as the grid is, so it costs nothing per
+    forward."""
 
     def __init__(self, sizes=(128, 256, 512), aspect_ratios=(0.5, 1.0, 2.0), anchor_strides=(8, 16, 32),
                  straddle_thresh=0, legacy_plus_one=True):
@@ -95,6 +97,7 @@ class AnchorGenerator(nn.Module):
         self.straddle_thresh = straddle_thresh
         self.plus_one = 1 if legacy_plus_one else 0
         self._grid_cache = {}
+        self._visibility_cache = {}
 
     def num_anchors_per_location(self):
         return [len(cell) for cell in self.cell_anchors]
@@ -116,29 +119,63 @@ class AnchorGenerator(nn.Module):
         return ((anchors[:, 0] >= -t) & (anchors[:, 1] >= -t) & (anchors[:, 2] < image_width + t)
                 & (anchors[:, 3] < image_height + t))
 
+    def _cached_visibility(self, level, anchors, grid_size, image_width, image_height):
+        key = (level, grid_size, int(image_width), int(image_height), anchors.device, anchors.dtype)
+        if key not in self._visibility_cache:
+            self._visibility_cache[key] = self._visibility(anchors, image_width, image_height)
+        return self._visibility_cache[key]
+
     def forward(self, image_list, feature_maps):
         grid_sizes = [tuple(fm.shape[-2:]) for fm in feature_maps]
         per_level = self.grid_anchors(grid_sizes)
         anchors = []
         for height, width in image_list.image_sizes:
             in_image = []
-            for level_anchors in per_level:
+            for level, (level_anchors, grid_size) in enumerate(zip(per_level, grid_sizes)):
                 boxlist = BoxList(level_anchors, (width, height), mode="xyxy", plus_one=self.plus_one)
-                boxlist.add_field("visibility", self._visibility(level_anchors, width, height))
+                boxlist.add_field("visibility",
+                                  self._cached_visibility(level, level_anchors, grid_size, width, height))
                 in_image.append(boxlist)
             anchors.append(in_image)
         return anchors
 
 
-def make_anchor_generator_atss(config):
-    """ATSS anchors: per level, SCALES_PER_OCTAVE sizes spaced by OCTAVE ** (i / SCALES_PER_OCTAVE)."""
+def num_anchors_per_location(config):
+    """Anchors per feature-map location of the ATSS head: len(ASPECT_RATIOS) x SCALES_PER_OCTAVE."""
     atss = config.MODEL.ATSS
-    if len(atss.ANCHOR_STRIDES) != len(atss.ANCHOR_SIZES):
-        raise ValueError("MODEL.ATSS.ANCHOR_STRIDES ({}) and ANCHOR_SIZES ({}) must have one entry per level".format(
-            atss.ANCHOR_STRIDES, atss.ANCHOR_SIZES))
+    return len(atss.ASPECT_RATIOS) * atss.SCALES_PER_OCTAVE
+
+
+def _octave_anchor_generator(keys, legacy_plus_one):
+    """Per level, SCALES_PER_OCTAVE sizes spaced by OCTAVE ** (i / SCALES_PER_OCTAVE)
+    (``keys``: MODEL.ATSS or MODEL.RETINANET)."""
+    if len(keys.ANCHOR_STRIDES) != len(keys.ANCHOR_SIZES):
+        raise ValueError("ANCHOR_STRIDES ({}) and ANCHOR_SIZES ({}) must have one entry per level".format(
+            keys.ANCHOR_STRIDES, keys.ANCHOR_SIZES))
     sizes = tuple(
-        tuple(size * math.pow(atss.OCTAVE, i / float(atss.SCALES_PER_OCTAVE)) for i in range(atss.SCALES_PER_OCTAVE))
-        for size in atss.ANCHOR_SIZES
+        tuple(size * math.pow(keys.OCTAVE, i / float(keys.SCALES_PER_OCTAVE)) for i in range(keys.SCALES_PER_OCTAVE))
+        for size in keys.ANCHOR_SIZES
     )
-    return AnchorGenerator(sizes, atss.ASPECT_RATIOS, atss.ANCHOR_STRIDES, atss.STRADDLE_THRESH,
-                           legacy_plus_one=config.MODEL.LEGACY_PLUS_ONE)
+    return AnchorGenerator(sizes, keys.ASPECT_RATIOS, keys.ANCHOR_STRIDES, keys.STRADDLE_THRESH,
+                           legacy_plus_one=legacy_plus_one)
+
+
+def make_anchor_generator(config):
+    """The RPN's anchors (MODEL.RPN.*), as officially; the ATSS model does not use them."""
+    rpn = config.MODEL.RPN
+    if rpn.USE_FPN and len(rpn.ANCHOR_STRIDE) != len(rpn.ANCHOR_SIZES):
+        raise ValueError("MODEL.RPN with FPN needs one ANCHOR_STRIDE per ANCHOR_SIZES entry, got {} and {}".format(
+            rpn.ANCHOR_STRIDE, rpn.ANCHOR_SIZES))
+    if not rpn.USE_FPN and len(rpn.ANCHOR_STRIDE) != 1:
+        raise ValueError("MODEL.RPN without FPN needs a single ANCHOR_STRIDE, got {}".format(rpn.ANCHOR_STRIDE))
+    return AnchorGenerator(rpn.ANCHOR_SIZES, rpn.ASPECT_RATIOS, rpn.ANCHOR_STRIDE, rpn.STRADDLE_THRESH)
+
+
+def make_anchor_generator_retinanet(config):
+    """RetinaNet's anchors (MODEL.RETINANET.*), as officially; the ATSS model does not use them."""
+    return _octave_anchor_generator(config.MODEL.RETINANET, legacy_plus_one=True)
+
+
+def make_anchor_generator_atss(config):
+    """ATSS anchors (MODEL.ATSS.*): per level, SCALES_PER_OCTAVE sizes spaced by OCTAVE ** (i / SCALES_PER_OCTAVE)."""
+    return _octave_anchor_generator(config.MODEL.ATSS, legacy_plus_one=config.MODEL.LEGACY_PLUS_ONE)
