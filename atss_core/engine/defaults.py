@@ -15,7 +15,7 @@ from atss_core.engine.trainer import do_train
 from atss_core.modeling.detector import build_detection_model
 from atss_core.modeling.fusion import optimize_for_inference
 from atss_core.solver import make_lr_scheduler, make_optimizer
-from atss_core.utils.checkpoint import Checkpointer
+from atss_core.utils.checkpoint import DetectronCheckpointer
 from atss_core.utils.comm import all_gather, get_rank
 from atss_core.utils.seed import resolve_seed, seed_everything
 from atss_core.weights.sources import CATALOG_PREFIX, TORCHVISION_PREFIX
@@ -49,7 +49,7 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
     model.to(device)
     optimizer = make_optimizer(cfg, model)
     scheduler = make_lr_scheduler(cfg, optimizer)
-    checkpointer = Checkpointer(cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR, save_to_disk=get_rank() == 0,
+    checkpointer = DetectronCheckpointer(cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR, save_to_disk=get_rank() == 0,
                                 logger=logger)
     checkpointer.remove_stale_temporaries()
     arguments = {"iteration": 0, "seed": seed}
@@ -97,7 +97,7 @@ def load_model_for_evaluation(cfg, logger=None):
     model = build_detection_model(cfg)
     device = torch.device(cfg.MODEL.DEVICE)
     model.to(device)
-    checkpointer = Checkpointer(cfg, model, save_dir=cfg.OUTPUT_DIR, logger=logger)
+    checkpointer = DetectronCheckpointer(cfg, model, save_dir=cfg.OUTPUT_DIR, logger=logger)
     backbone_only = is_backbone_only_weight(cfg.MODEL.WEIGHT)
     if cfg.MODEL.WEIGHT and not backbone_only:
         checkpointer.load(cfg.MODEL.WEIGHT, use_latest=False, strict=True)

@@ -7,7 +7,7 @@ from atss_core.data.transforms import build_transforms
 from atss_core.modeling.detector import build_detection_model
 from atss_core.modeling.fusion import optimize_for_inference
 from atss_core.structures.image_list import to_image_list
-from atss_core.utils.checkpoint import Checkpointer
+from atss_core.utils.checkpoint import DetectronCheckpointer
 
 
 # the 80 COCO categories in contiguous-label order (label k = COCO_CLASSES[k]), used when a
@@ -60,7 +60,7 @@ class ATSSDemo:
         weights = weights or self.cfg.MODEL.WEIGHT
         if not weights:
             raise ValueError("ATSSDemo needs weights: pass weights= or set MODEL.WEIGHT")
-        Checkpointer(self.cfg, self.model).load(weights, use_latest=False, strict=True)
+        DetectronCheckpointer(self.cfg, self.model).load(weights, use_latest=False, strict=True)
         if self.cfg.TEST.OPTIMIZE_FOR_INFERENCE:
             optimize_for_inference(self.model, channels_last=self.device.type == "cpu")
         self._set_up_labels(confidence_threshold, class_names, default_threshold)

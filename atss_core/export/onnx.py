@@ -28,7 +28,7 @@ from atss_core.layers.misc import DFConv2d
 from atss_core.modeling.detector import build_detection_model
 from atss_core.modeling.rpn.anchor_generator import anchor_grid
 from atss_core.modeling.rpn.atss.inference import SENTINEL, class_wise_nms, decode_candidates, level_candidates
-from atss_core.utils.checkpoint import Checkpointer
+from atss_core.utils.checkpoint import DetectronCheckpointer
 
 OPSET = 17
 INPUT_NAMES = ["images"]
@@ -171,7 +171,7 @@ class ExportableATSS(nn.Module):
 def build_model(cfg):
     model = build_detection_model(cfg).eval()
     if cfg.MODEL.WEIGHT:
-        Checkpointer(cfg, model).load(cfg.MODEL.WEIGHT, use_latest=False, strict=True)
+        DetectronCheckpointer(cfg, model).load(cfg.MODEL.WEIGHT, use_latest=False, strict=True)
     return model
 
 

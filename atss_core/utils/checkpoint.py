@@ -1,6 +1,9 @@
-"""Checkpointer: atomic saves, resume from OUTPUT_DIR/last_checkpoint, and loading of
-official-format checkpoints and Caffe2 ImageNet weights by name (a path, catalog://,
-http(s):// or torchvision://, see atss_core/weights/sources.py)."""
+"""Checkpointer(model, optimizer, scheduler, save_dir, save_to_disk, logger) and
+DetectronCheckpointer(cfg, model, ...), as officially: atomic saves, resume from
+save_dir/last_checkpoint, and loading of weights by name. Reading a weights file, whatever its
+format, is atss_core/weights/reader.py; DetectronCheckpointer hands it the config, so that the
+conventions a file implies are checked and Caffe2/torchvision/mmdetection files converted for
+the model the config builds."""
 import contextlib
 import errno
 import logging
@@ -8,13 +11,9 @@ import os
 
 import torch
 
-from atss_core.utils.c2_model_loading import load_c2_format
-from atss_core.utils.model_serialization import load_state_dict
-from atss_core.utils.weight_files import UntrustedWeightsError, read_torch_file
-from atss_core.weights.mmdet import (check_mmdet_pairing, check_saved_conventions, convention_settings,
-                                     convert_mmdet_atss, mmdet_state_dict, uses_mmdet_conventions)
-from atss_core.weights.sources import resolve_weights
-from atss_core.weights.torchvision import check_torchvision_conventions, convert_torchvision_resnet, is_torchvision_resnet
+from atss_core.weights.mmdet import convention_settings, uses_mmdet_conventions
+from atss_core.weights.reader import read_weights
+from atss_core.weights.state_dict import load_state_dict
 
 
 TEMPORARY_SUFFIX = ".tmp"
@@ -68,13 +67,13 @@ def atomic_torch_save(obj, path):
     _write_atomically(path, lambda f: torch.save(obj, f))
 
 
-_HEAD_KEY = "rpn.head.cls_logits.weight"
-_ANCHOR_BUFFERS = "rpn.anchor_generator."
-
-
 class Checkpointer:
-    def __init__(self, cfg, model, optimizer=None, scheduler=None, save_dir="", save_to_disk=True, logger=None):
-        self.cfg = cfg
+    """Saves and loads a model with its optimizer and scheduler. ``save_to_disk`` falsy (the
+    official default, None; the processes other than rank 0) makes ``save`` do nothing."""
+
+    cfg = None  # DetectronCheckpointer's config; without one, weights are read as they are
+
+    def __init__(self, model, optimizer=None, scheduler=None, save_dir="", save_to_disk=None, logger=None):
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -99,7 +98,7 @@ class Checkpointer:
         self.logger.info("saving checkpoint to %s", path)
         os.makedirs(self.save_dir, exist_ok=True)
         atomic_torch_save(data, path)
-        self._tag_last_checkpoint(path)
+        self.tag_last_checkpoint(path)
         return path
 
     def _last_checkpoint_file(self):
@@ -109,12 +108,16 @@ class Checkpointer:
         return bool(self.save_dir) and os.path.exists(self._last_checkpoint_file())
 
     def get_checkpoint_file(self):
-        with open(self._last_checkpoint_file()) as f:
-            name = f.read().strip()
+        """The checkpoint save_dir/last_checkpoint names, "" when there is none (as officially)."""
+        try:
+            with open(self._last_checkpoint_file()) as f:
+                name = f.read().strip()
+        except OSError:
+            return ""
         # stored relative to save_dir so an output folder can be moved
         return name if os.path.isabs(name) else os.path.join(self.save_dir, name)
 
-    def _tag_last_checkpoint(self, path):
+    def tag_last_checkpoint(self, path):
         _write_atomically(self._last_checkpoint_file(), lambda f: f.write(os.path.basename(path).encode()))
 
     def remove_stale_temporaries(self):
@@ -158,55 +161,17 @@ class Checkpointer:
         return {}
 
     def _load_file(self, f):
-        f = resolve_weights(f)
-        if not os.path.isfile(f):
-            raise FileNotFoundError("checkpoint/weights file not found: {}".format(f))
-        trusted = self._trusted()
-        if f.endswith(".pkl"):
-            try:
-                return {"model": load_c2_format(self.cfg, f, trusted=trusted)}
-            except UntrustedWeightsError:
-                raise
-            except Exception as error:  # a truncated or foreign file
-                raise RuntimeError("could not read Caffe2 weights {}: {}".format(f, error)) from error
-        try:
-            loaded = read_torch_file(f, trusted=trusted)
-        except UntrustedWeightsError:
-            raise
-        except Exception as error:  # a truncated or foreign file
-            raise RuntimeError("could not read checkpoint {}: {}".format(f, error)) from error
-        mmdet = mmdet_state_dict(loaded)
-        if mmdet is not None:  # mmdetection's names and conventions
-            stage_with_dcn = (False,) * 4
-            if self.cfg is not None:
-                check_mmdet_pairing(self.cfg, True, f)
-                stage_with_dcn = self.cfg.MODEL.RESNETS.STAGE_WITH_DCN
-            self.logger.info("%s holds an mmdetection ATSS model: converted to our names", f)
-            converted = convert_mmdet_atss(mmdet, stage_with_dcn=stage_with_dcn)
-            # the anchors are buffers in our state dict; mmdetection computes them from its config
-            converted.update((k, v) for k, v in self.model.state_dict().items() if k.startswith(_ANCHOR_BUFFERS))
-            return {"model": converted}
-        if isinstance(loaded, dict) and "model" in loaded and isinstance(loaded["model"], dict):
-            if self.cfg is not None and _HEAD_KEY in loaded["model"]:  # a whole detector, not a backbone
-                check_saved_conventions(self.cfg, loaded.get("conventions"), f)
-            return loaded
-        if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
-            if is_torchvision_resnet(loaded):  # an ImageNet ResNet of torchvision's: its names, its conventions
-                stage_with_dcn = (False,) * 4
-                if self.cfg is not None:
-                    check_torchvision_conventions(self.cfg, source=f)
-                    stage_with_dcn = self.cfg.MODEL.RESNETS.STAGE_WITH_DCN
-                self.logger.info("%s holds a torchvision ResNet: converted into the backbone body", f)
-                return {"model": convert_torchvision_resnet(loaded, stage_with_dcn=stage_with_dcn)}
-            return {"model": loaded}  # a bare state dict
-        raise RuntimeError("{} is neither a checkpoint dict with a 'model' entry nor a state dict".format(f))
-
-    def _trusted(self):
-        """MODEL.TRUST_WEIGHT_FILE: load pickles that need more than plain data (see weight_files)."""
-        return bool(self.cfg is not None and self.cfg.MODEL.get("TRUST_WEIGHT_FILE", False))
+        return read_weights(f, cfg=self.cfg, model_state_dict=self.model.state_dict(), logger=self.logger)
 
     def _load_model(self, checkpoint, strict=False, source="the checkpoint"):
         return load_state_dict(self.model, checkpoint.pop("model"), logger=self.logger, strict=strict, source=source)
 
 
-DetectronCheckpointer = Checkpointer  # the official class name
+class DetectronCheckpointer(Checkpointer):
+    """A Checkpointer that knows the config: it records the config's conventions in what it
+    saves, and reads catalog://, Caffe2, torchvision and mmdetection weights for the model the
+    config builds (MODEL.RESNETS.STAGE_WITH_DCN, MODEL.TRUST_WEIGHT_FILE, conventions checked)."""
+
+    def __init__(self, cfg, model, optimizer=None, scheduler=None, save_dir="", save_to_disk=None, logger=None):
+        super().__init__(model, optimizer, scheduler, save_dir, save_to_disk, logger)
+        self.cfg = cfg

@@ -38,7 +38,7 @@ def batches(count):
 def train(model, tmp_path, iterations, lr=0.1):
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    checkpointer = Checkpointer(None, model, optimizer, scheduler, save_dir=str(tmp_path))
+    checkpointer = Checkpointer(model, optimizer, scheduler, save_dir=str(tmp_path), save_to_disk=True)
     do_train(model, batches(iterations), optimizer, scheduler, torch.device("cpu"), {"iteration": 0},
              default_hooks(checkpointer, checkpoint_period=2))
     return checkpointer

@@ -79,11 +79,11 @@ def test_head_outputs_match_mmdetections(recorded):
     from atss_core.data.transforms import build_transforms
     from atss_core.modeling.detector import build_detection_model
     from atss_core.structures.image_list import to_image_list
-    from atss_core.utils.checkpoint import Checkpointer
+    from atss_core.utils.checkpoint import DetectronCheckpointer
 
     cfg = narrow_cfg()
     model = build_detection_model(cfg).eval()
-    Checkpointer(cfg, model).load(CHECKPOINT, use_latest=False, strict=True)
+    DetectronCheckpointer(cfg, model).load(CHECKPOINT, use_latest=False, strict=True)
     record = recorded["images"][0]
     image = read_image_bgr(os.path.join(IMAGES, record["file_name"]), exif_orientation=True)
     tensor, _ = build_transforms(cfg, is_train=False)(image)

@@ -9,7 +9,7 @@ import torch
 
 from atss_core.modeling.detector import build_detection_model
 from atss_core.utils.c2_model_loading import rename_c2_resnet_weights
-from atss_core.utils.checkpoint import Checkpointer
+from atss_core.utils.checkpoint import DetectronCheckpointer
 from atss_core.weights.download import OfflineError
 
 from ..modeling.test_training import tiny_cfg
@@ -33,7 +33,7 @@ def test_a_failed_save_leaves_the_last_checkpoint_and_no_temporary_file(tmp_path
     from atss_core.utils import checkpoint
 
     cfg, model = tiny_model()
-    saver = Checkpointer(cfg, model, save_dir=str(tmp_path))
+    saver = DetectronCheckpointer(cfg, model, save_dir=str(tmp_path), save_to_disk=True)
     first = saver.save("model_0000001")
     synced = []
     real_fsync = os.fsync
@@ -71,7 +71,7 @@ def test_a_filesystem_that_refuses_to_sync_folders_still_saves(tmp_path, monkeyp
     from atss_core.utils import checkpoint
 
     cfg, model = tiny_model()
-    saver = Checkpointer(cfg, model, save_dir=str(tmp_path))
+    saver = DetectronCheckpointer(cfg, model, save_dir=str(tmp_path), save_to_disk=True)
     monkeypatch.setattr(checkpoint.os, "fsync", _fsync_refusing_folders(errno.EINVAL))  # FUSE, CIFS
     with caplog.at_level(logging.WARNING, logger="atss_core.utils.checkpoint"):
         path = saver.save("model_0000001")
@@ -98,7 +98,7 @@ def test_a_failed_cleanup_does_not_hide_why_the_save_failed(tmp_path, monkeypatc
     monkeypatch.setattr(checkpoint.torch, "save", disk_full)
     monkeypatch.setattr(checkpoint.os, "remove", read_only)
     with pytest.raises(OSError, match="No space left"):
-        Checkpointer(cfg, model, save_dir=str(tmp_path)).save("model_0000001")
+        DetectronCheckpointer(cfg, model, save_dir=str(tmp_path), save_to_disk=True).save("model_0000001")
 
 
 def test_a_training_run_removes_the_temporary_files_a_killed_save_left(tmp_path):
@@ -106,9 +106,9 @@ def test_a_training_run_removes_the_temporary_files_a_killed_save_left(tmp_path)
     (tmp_path / "model_0000005.pth.tmp").write_bytes(b"half")
     (tmp_path / "last_checkpoint.tmp").write_text("model_0000005.pth")
     (tmp_path / "notes.tmp").write_text("not ours")
-    Checkpointer(cfg, model, save_dir=str(tmp_path), save_to_disk=False).remove_stale_temporaries()
+    DetectronCheckpointer(cfg, model, save_dir=str(tmp_path), save_to_disk=False).remove_stale_temporaries()
     assert len(list(tmp_path.iterdir())) == 3  # only the process that saves may remove them
-    Checkpointer(cfg, model, save_dir=str(tmp_path)).remove_stale_temporaries()
+    DetectronCheckpointer(cfg, model, save_dir=str(tmp_path), save_to_disk=True).remove_stale_temporaries()
     assert [p.name for p in tmp_path.iterdir()] == ["notes.tmp"]
 
 
@@ -119,7 +119,7 @@ def test_save_and_resume_restore_everything(tmp_path):
     model(*_one_batch()).__getitem__("loss_cls").backward()
     optimizer.step()
     scheduler.step()
-    saver = Checkpointer(cfg, model, optimizer, scheduler, save_dir=str(tmp_path))
+    saver = DetectronCheckpointer(cfg, model, optimizer, scheduler, save_dir=str(tmp_path), save_to_disk=True)
     path = saver.save("model_0000007", iteration=7)
     assert os.path.exists(path) and not any(p.suffix == ".tmp" for p in tmp_path.iterdir())
     assert (tmp_path / "last_checkpoint").read_text() == "model_0000007.pth"
@@ -127,7 +127,7 @@ def test_save_and_resume_restore_everything(tmp_path):
     _, fresh = tiny_model(seed=1)
     fresh_opt = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9)
     fresh_sched = torch.optim.lr_scheduler.StepLR(fresh_opt, step_size=1)
-    extra = Checkpointer(cfg, fresh, fresh_opt, fresh_sched, save_dir=str(tmp_path)).load("ignored.pth")
+    extra = DetectronCheckpointer(cfg, fresh, fresh_opt, fresh_sched, save_dir=str(tmp_path), save_to_disk=True).load("ignored.pth")
     assert extra["iteration"] == 7
     assert_same_weights(model, fresh)
     assert fresh_sched.last_epoch == 1 and fresh_opt.state_dict()["state"].keys() == optimizer.state_dict()["state"].keys()
@@ -148,7 +148,7 @@ def test_weights_file_never_brings_optimizer_or_iteration(tmp_path):
     cfg, model = tiny_model()
     torch.save({"model": model.state_dict(), "optimizer": {"state": {}}, "iteration": 90000}, tmp_path / "w.pth")
     _, other = tiny_model(seed=3)
-    extra = Checkpointer(cfg, other, save_dir=str(tmp_path / "out")).load(str(tmp_path / "w.pth"))
+    extra = DetectronCheckpointer(cfg, other, save_dir=str(tmp_path / "out"), save_to_disk=True).load(str(tmp_path / "w.pth"))
     assert extra == {}
     assert_same_weights(model, other)
 
@@ -158,7 +158,7 @@ def test_module_prefix_and_bare_state_dicts_load(tmp_path):
     prefixed = {"module." + k: v for k, v in model.state_dict().items()}
     torch.save(prefixed, tmp_path / "bare.pth")
     _, other = tiny_model(seed=4)
-    Checkpointer(cfg, other).load(str(tmp_path / "bare.pth"))
+    DetectronCheckpointer(cfg, other).load(str(tmp_path / "bare.pth"))
     assert_same_weights(model, other)
 
 
@@ -167,7 +167,7 @@ def test_class_count_mismatch_is_reported_by_name(tmp_path, caplog):
     torch.save({"model": coco_model.state_dict()}, tmp_path / "coco.pth")
     cfg3, model3 = tiny_model(num_classes=3, seed=5)
     with caplog.at_level(logging.WARNING):
-        Checkpointer(cfg3, model3).load(str(tmp_path / "coco.pth"))
+        DetectronCheckpointer(cfg3, model3).load(str(tmp_path / "coco.pth"))
     assert "rpn.head.cls_logits.weight model (2, 32, 3, 3) vs checkpoint (80, 32, 3, 3)" in caplog.text
     assert_same_weights(coco_model, model3, skip=("cls_logits",))
 
@@ -219,7 +219,7 @@ def test_c2_pickle_loads_into_the_body(tmp_path):
     with open(tmp_path / "R-50.pkl", "wb") as f:
         pickle.dump({"blobs": blobs}, f)
     report_model = build_detection_model(cfg)
-    Checkpointer(cfg, report_model).load(str(tmp_path / "R-50.pkl"))
+    DetectronCheckpointer(cfg, report_model).load(str(tmp_path / "R-50.pkl"))
     state = report_model.state_dict()
     for key, value in expected.items():
         assert np.array_equal(state[key].numpy(), value), key
@@ -228,19 +228,19 @@ def test_c2_pickle_loads_into_the_body(tmp_path):
 def test_missing_files_are_clear_errors(tmp_path, monkeypatch):
     cfg, model = tiny_model()
     with pytest.raises(FileNotFoundError, match="checkpoint/weights file not found"):
-        Checkpointer(cfg, model).load(str(tmp_path / "nope.pth"))
+        DetectronCheckpointer(cfg, model).load(str(tmp_path / "nope.pth"))
     monkeypatch.setenv("ATSS_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setenv("ATSS_OFFLINE", "1")
     with pytest.raises(OfflineError, match=r"put the file at {}".format(re.escape(str(
             tmp_path / "ImageNetPretrained" / "MSRA" / "R-50.pkl")))):
-        Checkpointer(cfg, model).load("catalog://ImageNetPretrained/MSRA/R-50")
+        DetectronCheckpointer(cfg, model).load("catalog://ImageNetPretrained/MSRA/R-50")
     # the download address is the official catalog's, which is not always the catalog name
     with pytest.raises(OfflineError, match=r"cannot download https://dl.fbaipublicfiles.com/detectron/"
                                            r"ImageNetPretrained/FBResNeXt/X-101-64x4d\.pkl"):
-        Checkpointer(cfg, model).load("catalog://ImageNetPretrained/FAIR/20171220/X-101-64x4d")
+        DetectronCheckpointer(cfg, model).load("catalog://ImageNetPretrained/FAIR/20171220/X-101-64x4d")
     (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="could not read checkpoint"):
-        Checkpointer(cfg, model).load(str(tmp_path / "broken.pth"))
+        DetectronCheckpointer(cfg, model).load(str(tmp_path / "broken.pth"))
 
 
 def test_keys_match_by_the_longest_suffix_on_a_dot_boundary():
@@ -267,7 +267,7 @@ def test_c2_weights_of_deformable_stages_go_to_conv2_conv(tmp_path):
         pickle.dump({"blobs": blobs}, f)
     cfg = default_cfg.clone()
     cfg.merge_from_list(["MODEL.RESNETS.STAGE_WITH_DCN", (False, True, True, True)])
-    state = load_c2_format(cfg, str(tmp_path / "w.pkl"))
+    state = load_c2_format(cfg, str(tmp_path / "w.pkl"))["model"]  # the official return: {"model": ...}
     # stage 3 (layer2) is deformable: its 3x3 weights live in conv2.conv; stage 2 keeps conv2
     assert sorted(state) == ["layer1.0.conv2.weight", "layer2.0.conv2.conv.weight"]
     assert all(torch.equal(v, torch.ones(4, 4, 3, 3)) for v in state.values())

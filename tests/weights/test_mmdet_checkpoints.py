@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from atss_core.modeling.detector import build_detection_model
-from atss_core.utils.checkpoint import Checkpointer
+from atss_core.utils.checkpoint import DetectronCheckpointer
 from atss_core.weights.mmdet import MMDET_BN_EPS, convention_settings, convert_mmdet_atss, mmdet_state_dict
 from tests.golden.test_mmdet_outputs import (CHECKPOINT, IMAGES, NARROW, ROOT, assert_same_detections, narrow_cfg)
 
@@ -61,7 +61,7 @@ def test_the_conversion_gives_every_tensor_of_our_model_in_its_shape(mmdet_check
 def test_an_mmdetection_checkpoint_with_an_official_config_is_refused_naming_the_config():
     cfg = official_cfg()
     with pytest.raises(ValueError) as error:
-        Checkpointer(cfg, build_detection_model(cfg)).load(CHECKPOINT, use_latest=False)
+        DetectronCheckpointer(cfg, build_detection_model(cfg)).load(CHECKPOINT, use_latest=False)
     message = str(error.value)
     assert "holds mmdetection weights" in message and "configs/mmdet/atss_r50_fpn_1x_coco.yaml" in message
     for key in ("MODEL.LEGACY_PLUS_ONE False", "MODEL.FPN.RELU_BEFORE_P7 False", "MODEL.ATSS.POSTPROCESS mmdet",
@@ -70,7 +70,7 @@ def test_an_mmdetection_checkpoint_with_an_official_config_is_refused_naming_the
     # one convention key missing is enough to refuse
     cfg = narrow_cfg("MODEL.FPN.RELU_BEFORE_P7", "True")
     with pytest.raises(ValueError, match="set MODEL.FPN.RELU_BEFORE_P7 False;"):
-        Checkpointer(cfg, build_detection_model(cfg)).load(CHECKPOINT, use_latest=False)
+        DetectronCheckpointer(cfg, build_detection_model(cfg)).load(CHECKPOINT, use_latest=False)
 
 
 def test_an_official_checkpoint_with_an_mmdetection_config_is_refused_and_ours_round_trip(tmp_path):
@@ -78,27 +78,27 @@ def test_an_official_checkpoint_with_an_mmdetection_config_is_refused_and_ours_r
     torch.save({"model": official.state_dict()}, tmp_path / "official.pth")
     cfg = narrow_cfg()
     with pytest.raises(ValueError, match="holds official-convention ATSS weights.*configs/atss/"):
-        Checkpointer(cfg, build_detection_model(cfg)).load(str(tmp_path / "official.pth"), use_latest=False)
+        DetectronCheckpointer(cfg, build_detection_model(cfg)).load(str(tmp_path / "official.pth"), use_latest=False)
     # a checkpoint we save with mmdetection's conventions says so, and loads back with them only
     model = build_detection_model(cfg)
-    Checkpointer(cfg, model).load(CHECKPOINT, use_latest=False, strict=True)
-    saved = Checkpointer(cfg, model, save_dir=str(tmp_path)).save("finetuned")
+    DetectronCheckpointer(cfg, model).load(CHECKPOINT, use_latest=False, strict=True)
+    saved = DetectronCheckpointer(cfg, model, save_dir=str(tmp_path), save_to_disk=True).save("finetuned")
     conventions = torch.load(saved, weights_only=True)["conventions"]
     assert conventions == convention_settings(cfg) and conventions["MODEL.ATSS.POSTPROCESS"] == "mmdet"
-    Checkpointer(cfg, build_detection_model(cfg)).load(saved, use_latest=False, strict=True)
+    DetectronCheckpointer(cfg, build_detection_model(cfg)).load(saved, use_latest=False, strict=True)
     with pytest.raises(ValueError, match="was trained with MODEL.LEGACY_PLUS_ONE False, .*but the config sets "
                                          "MODEL.LEGACY_PLUS_ONE True"):
-        Checkpointer(official_cfg(), build_detection_model(official_cfg())).load(saved, use_latest=False)
+        DetectronCheckpointer(official_cfg(), build_detection_model(official_cfg())).load(saved, use_latest=False)
     # the first version's tag, "mmdet", still means the whole configs/mmdet/ set
     torch.save({"model": model.state_dict(), "conventions": "mmdet"}, tmp_path / "tagged.pth")
-    Checkpointer(cfg, build_detection_model(cfg)).load(str(tmp_path / "tagged.pth"), use_latest=False, strict=True)
+    DetectronCheckpointer(cfg, build_detection_model(cfg)).load(str(tmp_path / "tagged.pth"), use_latest=False, strict=True)
     with pytest.raises(ValueError, match="holds mmdetection weights"):
-        Checkpointer(official_cfg(), build_detection_model(official_cfg())).load(str(tmp_path / "tagged.pth"),
+        DetectronCheckpointer(official_cfg(), build_detection_model(official_cfg())).load(str(tmp_path / "tagged.pth"),
                                                                                  use_latest=False)
     # backbone-only weights (ImageNet) are not detectors: any convention may start from them
     backbone = {k: v for k, v in official.state_dict().items() if k.startswith("backbone.body.")}
     torch.save({"model": backbone}, tmp_path / "backbone.pth")
-    Checkpointer(cfg, build_detection_model(cfg)).load(str(tmp_path / "backbone.pth"), use_latest=False)
+    DetectronCheckpointer(cfg, build_detection_model(cfg)).load(str(tmp_path / "backbone.pth"), use_latest=False)
 
 
 def test_a_config_that_mixes_conventions_resumes_from_its_own_checkpoints(tmp_path):
@@ -106,13 +106,13 @@ def test_a_config_that_mixes_conventions_resumes_from_its_own_checkpoints(tmp_pa
     checkpoints it writes load back into it (a resumed run), and into nothing that differs."""
     cfg = official_cfg("MODEL.LEGACY_PLUS_ONE", "False")
     model = build_detection_model(cfg)
-    saved = Checkpointer(cfg, model, save_dir=str(tmp_path)).save("model_0000002", iteration=2)
-    resumed = Checkpointer(cfg, build_detection_model(cfg), save_dir=str(tmp_path))
+    saved = DetectronCheckpointer(cfg, model, save_dir=str(tmp_path), save_to_disk=True).save("model_0000002", iteration=2)
+    resumed = DetectronCheckpointer(cfg, build_detection_model(cfg), save_dir=str(tmp_path), save_to_disk=True)
     assert resumed.load(strict=True)["iteration"] == 2
     for key, value in (("MODEL.LEGACY_PLUS_ONE", "True"), ("MODEL.ATSS.POSTPROCESS", "mmdet")):
         other = official_cfg("MODEL.LEGACY_PLUS_ONE", "False", key, value)
         with pytest.raises(ValueError, match="was trained with {} ".format(key)):
-            Checkpointer(other, build_detection_model(other)).load(saved, use_latest=False)
+            DetectronCheckpointer(other, build_detection_model(other)).load(saved, use_latest=False)
 
 
 @pytest.mark.parametrize("key, value", [("MODEL.ATSS.POSTPROCESS", "mmdet"), ("MODEL.LEGACY_PLUS_ONE", "False")])

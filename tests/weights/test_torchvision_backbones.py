@@ -262,18 +262,18 @@ def test_normalize_gives_torchvision_input_with_those_keys():
 def test_a_torchvision_file_through_model_weight_gives_torchvision_features(tmp_path):
     """The user's path: a torchvision state-dict file named by MODEL.WEIGHT, loaded by the
     Checkpointer (recognised by its keys, converted, eps folded) into the detector's body."""
-    from atss_core.utils.checkpoint import Checkpointer
+    from atss_core.utils.checkpoint import DetectronCheckpointer
 
     tv = torchvision_model("resnet50", seed=3)
     path = str(tmp_path / "resnet50.pth")
     torch.save(tv.state_dict(), path)
     cfg = load_cfg("atss", "torchvision", "atss_R_50_FPN_1x.yaml", opts=["MODEL.WEIGHT", path, "MODEL.DEVICE", "cpu"])
     model = build_detection_model(cfg).eval()
-    Checkpointer(cfg, model).load(cfg.MODEL.WEIGHT)
+    DetectronCheckpointer(cfg, model).load(cfg.MODEL.WEIGHT)
     with torch.no_grad():
         ours = model.backbone.body(INPUT)
     assert_features_close(ours, torchvision_features(tv, INPUT))
     caffe_style = load_cfg("atss", "atss_R_50_FPN_1x.yaml", opts=["MODEL.DEVICE", "cpu"])
     with pytest.raises(ValueError, match="STRIDE_IN_1X1 False.*TO_BGR255 False") as refused:
-        Checkpointer(caffe_style, build_detection_model(caffe_style)).load(path)
+        DetectronCheckpointer(caffe_style, build_detection_model(caffe_style)).load(path)
     assert path in str(refused.value) and "configs/atss/torchvision/atss_R_50_FPN_1x.yaml" in str(refused.value)

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from atss_core.solver import make_lr_scheduler, make_optimizer
-from atss_core.utils.checkpoint import Checkpointer
-from atss_core.utils.weight_files import UntrustedWeightsError
+from atss_core.utils.checkpoint import DetectronCheckpointer
+from atss_core.weights.safe_read import UntrustedWeightsError
 from tests.conftest import ROOT
 from tests.utils.test_checkpoint import assert_same_weights, tiny_model
 
@@ -45,7 +45,7 @@ def test_malicious_pth_and_pkl_are_refused_without_running_code(tmp_path):
     marker = write_malicious(tmp_path, model)
     for name in ("evil.pth", "evil.pkl"):
         with pytest.raises(UntrustedWeightsError) as error:
-            Checkpointer(cfg, model).load(str(tmp_path / name))
+            DetectronCheckpointer(cfg, model).load(str(tmp_path / name))
         message = str(error.value)
         assert str(tmp_path / name) in message and "system" in message and "MODEL.TRUST_WEIGHT_FILE True" in message
     assert not marker.exists()
@@ -56,7 +56,7 @@ def test_resuming_from_a_malicious_last_checkpoint_is_refused(tmp_path):
     marker = write_malicious(tmp_path, model)
     (tmp_path / "last_checkpoint").write_text("evil.pth")
     with pytest.raises(UntrustedWeightsError):
-        Checkpointer(cfg, model, save_dir=str(tmp_path)).load()
+        DetectronCheckpointer(cfg, model, save_dir=str(tmp_path), save_to_disk=True).load()
     assert not marker.exists()
 
 
@@ -82,7 +82,7 @@ def test_official_layout_checkpoint_loads_with_optimizer_and_scheduler(tmp_path,
     _, other = tiny_model(seed=5)
     optimizer = make_optimizer(cfg, other)
     scheduler = make_lr_scheduler(cfg, optimizer)
-    extra = Checkpointer(cfg, other, optimizer, scheduler, save_dir=str(tmp_path)).load()
+    extra = DetectronCheckpointer(cfg, other, optimizer, scheduler, save_dir=str(tmp_path), save_to_disk=True).load()
     assert extra == {"iteration": 90000}
     assert_same_weights(model, other)
     assert scheduler.state_dict() == saved["scheduler"]
@@ -100,7 +100,7 @@ def test_caffe2_pickles_load_in_both_pickle_protocols(tmp_path):
         path = tmp_path / "R-{}.pkl".format(protocol)
         with open(path, "wb") as f:
             pickle.dump({"blobs": blobs}, f, protocol=protocol)
-        Checkpointer(cfg, model).load(str(path))
+        DetectronCheckpointer(cfg, model).load(str(path))
         assert torch.all(model.backbone.body.stem.conv1.weight == 0.25)
         with torch.no_grad():
             model.backbone.body.stem.conv1.weight.zero_()
@@ -115,13 +115,13 @@ def test_opt_in_loads_a_trusted_file_that_needs_more_than_plain_data(tmp_path):
                      "created": datetime.date(2017, 12, 20)}, f)
     for name, refused in (("with_args.pth", "argparse.Namespace"), ("dated.pkl", "datetime.date")):
         with pytest.raises(UntrustedWeightsError, match=refused):
-            Checkpointer(cfg, model).load(str(tmp_path / name))
+            DetectronCheckpointer(cfg, model).load(str(tmp_path / name))
     trusting = cfg.clone()
     trusting.merge_from_list(["MODEL.TRUST_WEIGHT_FILE", True])
     _, other = tiny_model(seed=6)
-    Checkpointer(trusting, other).load(str(tmp_path / "with_args.pth"))
+    DetectronCheckpointer(trusting, other).load(str(tmp_path / "with_args.pth"))
     assert_same_weights(model, other)
-    Checkpointer(trusting, other).load(str(tmp_path / "dated.pkl"))
+    DetectronCheckpointer(trusting, other).load(str(tmp_path / "dated.pkl"))
     assert torch.all(other.backbone.body.stem.conv1.weight == 1)
 
 
@@ -186,4 +186,4 @@ def test_an_array_whose_dtype_declares_objects_is_refused(tmp_path):
     (tmp_path / "objects.pkl").write_bytes(payload)
     cfg, model = tiny_model()
     with pytest.raises(UntrustedWeightsError, match="declares Python objects"):
-        Checkpointer(cfg, model).load(str(tmp_path / "objects.pkl"))
+        DetectronCheckpointer(cfg, model).load(str(tmp_path / "objects.pkl"))
