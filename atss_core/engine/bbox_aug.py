@@ -13,7 +13,10 @@ SCALE_H_FLIP). As in the official code, the two merges differ:
   SCALE_RANGES entry; the merge is per-class voting (:mod:`.bbox_aug_vote`), capped at
   MODEL.ATSS.PRE_NMS_TOP_N.
 
-Runs are merged in the frame of the first run, then mapped to the original image.
+Runs are merged in the frame of the first run, then mapped to the original image. The
+official functions (``im_detect_bbox``, ``im_detect_bbox_hflip``, ``im_detect_bbox_scale``,
+``im_detect_bbox_aug``) keep their leading parameters; ``cfg`` follows them and is the global
+config when None, which is what the official ones read.
 """
 import torch
 
@@ -23,7 +26,7 @@ from atss_core.structures.bounding_box import FLIP_LEFT_RIGHT
 from atss_core.structures.boxlist_ops import cat_boxlist
 from atss_core.structures.image_list import to_image_list
 
-from .bbox_aug_vote import merge_detections
+from .bbox_aug_vote import _config, merge_detections, remove_boxes
 from .precision import autocast_context
 
 # the official vote path caps the maximum size of extra scales below this at INPUT.MAX_SIZE_TEST
@@ -56,13 +59,6 @@ def augmentation_runs(cfg):
     return runs
 
 
-def _keep_sizes_within(boxlist, size_range):
-    lo, hi = size_range
-    area = boxlist.area()
-    keep = ((area > lo * lo) & (area < hi * hi)).nonzero().squeeze(1)
-    return boxlist[keep]
-
-
 def _detect(model, images, transform, size_divisible, device, use_amp):
     tensors = [transform(image)[0] for image in images]
     batch = to_image_list(tensors, size_divisible).to(device)
@@ -70,19 +66,41 @@ def _detect(model, images, transform, size_divisible, device, use_amp):
         return model(batch)
 
 
-def im_detect_bbox_aug(model, images, device, cfg, use_amp=False):
+def im_detect_bbox(model, images, target_scale, target_max_size, device, cfg=None, use_amp=False):
+    """Detections of ``images`` (original BGR uint8 arrays, HxWx3) resized to ``target_scale``
+    (at most ``target_max_size``): one BoxList per image, in the resized frame."""
+    cfg = _config(cfg)
+    transform = image_transform(cfg, target_scale, target_max_size, 0.0)
+    return _detect(model, images, transform, cfg.DATALOADER.SIZE_DIVISIBILITY, device, use_amp)
+
+
+def im_detect_bbox_hflip(model, images, target_scale, target_max_size, device, cfg=None, use_amp=False):
+    """As :func:`im_detect_bbox` on the horizontally flipped images, the boxes flipped back."""
+    cfg = _config(cfg)
+    transform = image_transform(cfg, target_scale, target_max_size, 1.0)
+    outputs = _detect(model, images, transform, cfg.DATALOADER.SIZE_DIVISIBILITY, device, use_amp)
+    return [output.transpose(FLIP_LEFT_RIGHT) for output in outputs]
+
+
+def im_detect_bbox_scale(model, images, target_scale, target_max_size, device, hflip=False, cfg=None,
+                         use_amp=False):
+    """One run of the multi-scale test: :func:`im_detect_bbox_hflip` or :func:`im_detect_bbox`."""
+    run = im_detect_bbox_hflip if hflip else im_detect_bbox
+    return run(model, images, target_scale, target_max_size, device, cfg=cfg, use_amp=use_amp)
+
+
+def im_detect_bbox_aug(model, images, device, cfg=None, use_amp=False):
     """``images``: original BGR uint8 arrays (HxWx3) -> one BoxList per image, in its frame.
     The model must have been built with the same TEST.BBOX_AUG settings (its post-processor
     leaves NMS to the merge when VOTE is False)."""
+    cfg = _config(cfg)
     per_image = [[] for _ in images]
     for min_size, max_size, hflip, size_range in augmentation_runs(cfg):
-        transform = image_transform(cfg, min_size, max_size, 1.0 if hflip else 0.0)
-        outputs = _detect(model, images, transform, cfg.DATALOADER.SIZE_DIVISIBILITY, device, use_amp)
-        for image, output, collected in zip(images, outputs, per_image):
-            if hflip:
-                output = output.transpose(FLIP_LEFT_RIGHT)
-            if size_range is not None:
-                output = _keep_sizes_within(output, size_range)
+        outputs = im_detect_bbox_scale(model, images, min_size, max_size, device, hflip=hflip, cfg=cfg,
+                                       use_amp=use_amp)
+        if size_range is not None:
+            outputs = remove_boxes(outputs, *size_range)
+        for output, collected in zip(outputs, per_image):
             output = output.convert("xyxy").copy_with_fields(["scores", "labels"])
             collected.append(output.resize(collected[0].size) if collected else output)
     aug = cfg.TEST.BBOX_AUG

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from atss_core.config import cfg as default_cfg
-from atss_core.engine.bbox_aug import _keep_sizes_within, augmentation_runs, im_detect_bbox_aug
+from atss_core.engine.bbox_aug import augmentation_runs, im_detect_bbox_aug
+from atss_core.engine.bbox_aug_vote import remove_boxes
 from atss_core.engine.bbox_aug_vote import bbox_vote, merge_detections, soft_bbox_vote
 from atss_core.structures.boxlist_ops import keep_top_detections
 from atss_core.structures.bounding_box import BoxList
@@ -17,14 +18,14 @@ FAR = torch.tensor([[50.0, 50.0, 60.0, 60.0]])
 
 def test_vote_merges_a_cluster_into_its_score_weighted_mean_with_the_best_score():
     boxes = torch.cat([PAIR, FAR])
-    boxes_out, scores_out = bbox_vote(boxes, torch.tensor([0.9, 0.3, 0.5]), vote_th=0.66)
+    boxes_out, scores_out = bbox_vote(boxes, torch.tensor([0.9, 0.3, 0.5]), vote_thresh=0.66)
     # (0.9 * [0, 0, 10, 10] + 0.3 * [2, 0, 12, 10]) / 1.2
     assert_allclose(boxes_out, [[0.5, 0.0, 10.5, 10.0], [50.0, 50.0, 60.0, 60.0]], rtol=1e-6)
     assert scores_out.tolist() == pytest.approx([0.9, 0.5])
 
 
 def test_vote_threshold_above_the_overlap_keeps_the_boxes_apart():
-    boxes_out, scores_out = bbox_vote(PAIR, torch.tensor([0.9, 0.3]), vote_th=0.7)
+    boxes_out, scores_out = bbox_vote(PAIR, torch.tensor([0.9, 0.3]), vote_thresh=0.7)
     assert boxes_out.tolist() == PAIR.tolist() and scores_out.tolist() == pytest.approx([0.9, 0.3])
 
 
@@ -33,9 +34,9 @@ def test_vote_threshold_is_inclusive():
     # at exactly that threshold they merge (IoU >= VOTE_TH)
     pair = torch.tensor([[0.0, 0, 10, 10], [4.0, 0, 14, 10]])
     iou = 77.0 / 165.0
-    merged, _ = bbox_vote(pair, torch.tensor([0.5, 0.5]), vote_th=torch.tensor(iou).item())
+    merged, _ = bbox_vote(pair, torch.tensor([0.5, 0.5]), vote_thresh=torch.tensor(iou).item())
     assert len(merged) == 1
-    apart, _ = bbox_vote(pair, torch.tensor([0.5, 0.5]), vote_th=iou + 1e-4)
+    apart, _ = bbox_vote(pair, torch.tensor([0.5, 0.5]), vote_thresh=iou + 1e-4)
     assert len(apart) == 2
 
 
@@ -49,7 +50,7 @@ def test_top_detections_keep_every_box_tied_with_the_last():
 def test_vote_is_greedy_from_the_best_box():
     # B overlaps A and C, C does not overlap A: clusters {A, B} and {C}
     boxes = torch.tensor([[0.0, 0, 10, 10], [3.0, 0, 13, 10], [6.0, 0, 16, 10]])
-    boxes_out, scores_out = bbox_vote(boxes, torch.tensor([0.9, 0.8, 0.7]), vote_th=0.5)
+    boxes_out, scores_out = bbox_vote(boxes, torch.tensor([0.9, 0.8, 0.7]), vote_thresh=0.5)
     assert_allclose(boxes_out, [[(0.9 * 0 + 0.8 * 3) / 1.7, 0, (0.9 * 10 + 0.8 * 13) / 1.7, 10], [6.0, 0, 16, 10]],
                     rtol=1e-6)
     assert scores_out.tolist() == pytest.approx([0.9, 0.7])
@@ -58,12 +59,12 @@ def test_vote_is_greedy_from_the_best_box():
 def test_soft_vote_also_keeps_members_with_decayed_scores():
     boxes = torch.cat([PAIR, FAR])
     scores = torch.tensor([0.9, 0.3, 0.5])
-    boxes_out, scores_out = soft_bbox_vote(boxes, scores, vote_th=0.66, score_th=0.05)
+    boxes_out, scores_out = soft_bbox_vote(boxes, scores, vote_thresh=0.66, score_th=0.05)
     decayed = 0.3 * (1 - 99.0 / 143.0)  # 0.0923; the best box itself decays to 0 and is dropped
     assert_allclose(boxes_out, [[0.5, 0.0, 10.5, 10.0], [50.0, 50, 60, 60], [2.0, 0, 12, 10]], rtol=1e-6)
     assert scores_out.tolist() == pytest.approx([0.9, 0.5, decayed], abs=1e-6)
     # above the decayed score the member goes
-    _, scores_out = soft_bbox_vote(boxes, scores, vote_th=0.66, score_th=0.1)
+    _, scores_out = soft_bbox_vote(boxes, scores, vote_thresh=0.66, score_th=0.1)
     assert scores_out.tolist() == pytest.approx([0.9, 0.5])
 
 
@@ -232,5 +233,5 @@ def test_scale_ranges_are_strict_on_the_area_with_plus_one_sizes():
     # sides (+1 convention) 10, 11, 19, 20 against the range (10, 20): areas 100 and 400 are out
     sides = [10, 11, 19, 20]
     dets = _detections([[0, 0, n - 1, n - 1] for n in sides], [0.5] * 4, [1] * 4)
-    kept = _keep_sizes_within(dets, (10, 20))
+    kept, = remove_boxes([dets], 10, 20)
     assert (kept.bbox[:, 2] + 1).tolist() == [11, 19]
