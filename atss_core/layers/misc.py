@@ -1,23 +1,37 @@
-"""Small layer wrappers used by the backbone and the head."""
+"""Small layer wrappers used by the backbone and the head. The official Conv2d,
+ConvTranspose2d, BatchNorm2d and interpolate wrapped torch's for empty batches, which torch
+handles itself now: they are torch's own here."""
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
 from .dcn import DeformConv, ModulatedDeformConv
 
 
+Conv2d = nn.Conv2d
+ConvTranspose2d = nn.ConvTranspose2d
+BatchNorm2d = nn.BatchNorm2d
+interpolate = F.interpolate
+
+
 class DFConv2d(nn.Module):
     """Deformable conv whose offsets (and, for DCNv2, mask) come from a conv on the same input,
     initialised as officially (kaiming-uniform, a=1; bias 0). Submodules ``offset`` and ``conv`` carry the official names.
-    Padding keeps the spatial size for stride 1 ("same" padding)."""
+    Padding keeps the spatial size for stride 1 ("same" padding), as officially, which computes it
+    whatever ``padding`` says; here a ``padding`` other than that is refused."""
 
     def __init__(self, in_channels, out_channels, with_modulated_dcn=True, kernel_size=3, stride=1, groups=1,
-                 dilation=1, deformable_groups=1, bias=False):
+                 padding=None, dilation=1, deformable_groups=1, bias=False):
         super().__init__()
         kernel_size = _pair(kernel_size)
         stride = _pair(stride)
         dilation = _pair(dilation)
-        padding = tuple(d * (k - 1) // 2 for d, k in zip(dilation, kernel_size))
+        same = tuple(d * (k - 1) // 2 for d, k in zip(dilation, kernel_size))
+        if padding is not None and _pair(padding) != same:
+            raise ValueError("DFConv2d pads to keep the size ({} for kernel {} and dilation {}), got padding={}".format(
+                same, kernel_size, dilation, padding))
+        padding = same
         taps = kernel_size[0] * kernel_size[1]
         self.with_modulated_dcn = with_modulated_dcn
         self.deformable_groups = deformable_groups

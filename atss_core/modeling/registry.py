@@ -26,4 +26,8 @@ class Registry(dict):
 BACKBONES = Registry("backbone (MODEL.BACKBONE.CONV_BODY)")
 RESNET_STEM_FUNCS = Registry("ResNet stem (MODEL.RESNETS.STEM_FUNC)")
 RESNET_TRANSFORMATION_FUNCS = Registry("ResNet block (MODEL.RESNETS.TRANS_FUNC)")
-RPN_HEADS = Registry("rpn head")
+# the official registry of RPN heads, built as head(cfg, in_channels, num_anchors) (MODEL.RPN.RPN_HEAD)
+RPN_HEADS = Registry("RPN head (MODEL.RPN.RPN_HEAD)")
+# the dense detector in the "rpn" slot, built as module(cfg, in_channels) and chosen by MODEL.ATSS_ON
+# (FCOS_ON, RETINANET_ON): what the official build_rpn chose with if/else
+RPN_MODULES = Registry("rpn head")

@@ -24,7 +24,8 @@ class FPN(nn.Module):
         self.top_blocks = top_blocks
 
     def forward(self, features):
-        """features: the body's outputs, finest first; returns (P3, ..., P7)."""
+        """features: the body's outputs, finest first; returns the pyramid, finest first
+        ((P3, ..., P7) with LastLevelP6P7 over C3-C5)."""
         used = features[len(features) - len(self.inner_blocks):]
         last_inner = getattr(self, self.inner_blocks[-1])(used[-1])
         results = [getattr(self, self.layer_blocks[-1])(last_inner)]
@@ -34,7 +35,9 @@ class FPN(nn.Module):
             top_down = F.interpolate(last_inner, size=lateral.shape[-2:], mode="nearest")
             last_inner = lateral + top_down
             results.insert(0, getattr(self, layer_name)(last_inner))
-        if self.top_blocks is not None:
+        if isinstance(self.top_blocks, LastLevelMaxPool):
+            results.extend(self.top_blocks(results[-1]))
+        elif self.top_blocks is not None:
             results.extend(self.top_blocks(features[-1], results[-1]))
         return tuple(results)
 
@@ -57,3 +60,10 @@ class LastLevelP6P7(nn.Module):
         p6 = self.p6(p5 if self.use_p5 else c5)
         p7 = self.p7(F.relu(p6) if self.relu_before_p7 else p6)
         return [p6, p7]
+
+
+class LastLevelMaxPool(nn.Module):
+    """P6 as a 1x1 stride-2 max pool of P5 (the R-CNN pyramid's top level)."""
+
+    def forward(self, x):
+        return [F.max_pool2d(x, 1, 2, 0)]

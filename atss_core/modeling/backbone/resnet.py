@@ -1,5 +1,6 @@
 """ResNet / ResNeXt bodies (MSRA/Caffe2 layout) with frozen BN or GroupNorm and
 optional deformable 3x3 convs, with the official module names (stem, layer1..layer4)."""
+import functools
 import logging
 from collections import namedtuple
 
@@ -25,6 +26,15 @@ STAGE_SPECS["R-18-FPN-RETINANET"] = (StageSpec(1, 2, True), StageSpec(2, 2, True
                                      StageSpec(4, 2, True))
 STAGE_SPECS["R-50-FPN"] = STAGE_SPECS["R-50-FPN-RETINANET"]
 STAGE_SPECS["R-101-FPN"] = STAGE_SPECS["R-101-FPN-RETINANET"]
+STAGE_SPECS["R-152-FPN"] = (StageSpec(1, 3, True), StageSpec(2, 8, True), StageSpec(3, 36, True),
+                            StageSpec(4, 3, True))
+# the official bodies without FPN: C4 (res2-res4, the last one returned) and C5 (res2-res5)
+STAGE_SPECS["R-50-C4"] = (StageSpec(1, 3, False), StageSpec(2, 4, False), StageSpec(3, 6, True))
+STAGE_SPECS["R-50-C5"] = (StageSpec(1, 3, False), StageSpec(2, 4, False), StageSpec(3, 6, False),
+                          StageSpec(4, 3, True))
+STAGE_SPECS["R-101-C4"] = (StageSpec(1, 3, False), StageSpec(2, 4, False), StageSpec(3, 23, True))
+STAGE_SPECS["R-101-C5"] = (StageSpec(1, 3, False), StageSpec(2, 4, False), StageSpec(3, 23, False),
+                           StageSpec(4, 3, True))
 
 
 def _kaiming_init(conv):
@@ -129,38 +139,58 @@ class BaseStem(nn.Module):
         return F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
 
 
-def _gn_from(cfg):
-    return lambda channels: group_norm(channels, gn_cfg=cfg.MODEL.GROUP_NORM)
+def _gn_from(gn_cfg):
+    return lambda channels: group_norm(channels, gn_cfg=gn_cfg)
 
 
-@RESNET_STEM_FUNCS.register("StemWithFixedBatchNorm")
-def stem_with_fixed_batch_norm(cfg):
-    return BaseStem(cfg, norm_func=FrozenBatchNorm2d)
+# The official block and stem classes (MODEL.RESNETS.TRANS_FUNC / STEM_FUNC names). A GN block
+# takes the MODEL.GROUP_NORM node as ``gn_cfg`` (the default config's when None, as officially).
+class BottleneckWithFixedBatchNorm(Bottleneck):
+    def __init__(self, in_channels, bottleneck_channels, out_channels, num_groups=1, stride_in_1x1=True, stride=1,
+                 dilation=1, dcn_config=None):
+        super().__init__(in_channels, bottleneck_channels, out_channels, num_groups, stride_in_1x1, stride, dilation,
+                         norm_func=FrozenBatchNorm2d, dcn_config=dcn_config or {})
 
 
-@RESNET_STEM_FUNCS.register("StemWithGN")
-def stem_with_gn(cfg):
-    return BaseStem(cfg, norm_func=_gn_from(cfg))
+class BottleneckWithGN(Bottleneck):
+    def __init__(self, in_channels, bottleneck_channels, out_channels, num_groups=1, stride_in_1x1=True, stride=1,
+                 dilation=1, dcn_config=None, gn_cfg=None):
+        super().__init__(in_channels, bottleneck_channels, out_channels, num_groups, stride_in_1x1, stride, dilation,
+                         norm_func=_gn_from(gn_cfg), dcn_config=dcn_config or {})
+
+
+class StemWithFixedBatchNorm(BaseStem):
+    def __init__(self, cfg):
+        super().__init__(cfg, norm_func=FrozenBatchNorm2d)
+
+
+class StemWithGN(BaseStem):
+    def __init__(self, cfg):
+        super().__init__(cfg, norm_func=_gn_from(cfg.MODEL.GROUP_NORM))
+
+
+RESNET_STEM_FUNCS.register("StemWithFixedBatchNorm")(StemWithFixedBatchNorm)
+RESNET_STEM_FUNCS.register("StemWithGN")(StemWithGN)
 
 
 @RESNET_TRANSFORMATION_FUNCS.register("BottleneckWithFixedBatchNorm")
 def bottleneck_with_fixed_batch_norm(cfg):
-    return lambda *args, **kwargs: Bottleneck(*args, norm_func=FrozenBatchNorm2d, **kwargs)
+    return BottleneckWithFixedBatchNorm
 
 
 @RESNET_TRANSFORMATION_FUNCS.register("BottleneckWithGN")
 def bottleneck_with_gn(cfg):
-    return lambda *args, **kwargs: Bottleneck(*args, norm_func=_gn_from(cfg), **kwargs)
+    return functools.partial(BottleneckWithGN, gn_cfg=cfg.MODEL.GROUP_NORM)
 
 
 @RESNET_TRANSFORMATION_FUNCS.register("BasicBlockWithFixedBatchNorm")
 def basic_block_with_fixed_batch_norm(cfg):
-    return lambda *args, **kwargs: BasicBlock(*args, norm_func=FrozenBatchNorm2d, **kwargs)
+    return functools.partial(BasicBlock, norm_func=FrozenBatchNorm2d)
 
 
 @RESNET_TRANSFORMATION_FUNCS.register("BasicBlockWithGN")
 def basic_block_with_gn(cfg):
-    return lambda *args, **kwargs: BasicBlock(*args, norm_func=_gn_from(cfg), **kwargs)
+    return functools.partial(BasicBlock, norm_func=_gn_from(cfg.MODEL.GROUP_NORM))
 
 
 def _make_stage(block, in_channels, bottleneck_channels, out_channels, block_count, num_groups, stride_in_1x1,
@@ -176,11 +206,12 @@ def _make_stage(block, in_channels, bottleneck_channels, out_channels, block_cou
 
 
 class ResNet(nn.Module):
-    """Returns the features of the stages whose spec has return_features (C2..C5 for FPN bodies)."""
+    """Returns the features of the stages whose spec has return_features (C2..C5 for FPN bodies).
+    The stage layout is STAGE_SPECS[``conv_body``], MODEL.BACKBONE.CONV_BODY by default."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, conv_body=None):
         super().__init__()
-        conv_body = cfg.MODEL.BACKBONE.CONV_BODY
+        conv_body = conv_body or cfg.MODEL.BACKBONE.CONV_BODY
         if conv_body not in STAGE_SPECS:
             raise KeyError("no ResNet stage layout for MODEL.BACKBONE.CONV_BODY {!r}; known: {}".format(
                 conv_body, ", ".join(sorted(STAGE_SPECS))))

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from atss_core.layers import DFConv2d, Scale
-from atss_core.modeling.registry import RPN_HEADS
+from atss_core.modeling.registry import RPN_MODULES
 from atss_core.modeling.rpn.anchor_generator import make_anchor_generator_atss, num_anchors_per_location
 
 from .inference import make_atss_postprocessor
@@ -179,6 +179,6 @@ class ATSSModule(nn.Module):
         return self.box_selector_test(box_cls, box_regression, centerness, anchors), {}
 
 
-@RPN_HEADS.register("ATSS")
+@RPN_MODULES.register("ATSS")
 def build_atss(cfg, in_channels):
     return ATSSModule(cfg, in_channels)
