@@ -8,7 +8,7 @@ import torch
 
 from atss_core.config.paths_catalog import dataset_folder_name
 from atss_core.data.build import make_data_loader
-from atss_core.engine.hooks import Checkpoints, History, NonFiniteLossCheck, Progress, StopSignals, Tracking
+from atss_core.engine.hooks import default_hooks  # noqa: F401  (also imported from here)
 from atss_core.engine.inference import evaluate_predictions, predict
 from atss_core.engine.precision import check_dtype
 from atss_core.engine.trainer import do_train
@@ -19,22 +19,6 @@ from atss_core.utils.checkpoint import DetectronCheckpointer
 from atss_core.utils.comm import all_gather, get_rank
 from atss_core.utils.seed import resolve_seed, seed_everything
 from atss_core.weights.sources import CATALOG_PREFIX, TORCHVISION_PREFIX
-
-
-def default_hooks(checkpointer, checkpoint_period, logger=None, log_period=20, progress=False, history=None,
-                  tracker=None):
-    """The hooks of a training run, in the order they act after each step: the NaN check,
-    stop signals, the log (and a tqdm bar with ``progress``), per-iteration records appended to
-    ``history`` (a list), scalars to ``tracker`` (engine/tensorboard.py), then checkpoints
-    every ``checkpoint_period`` iterations and at the end."""
-    logger = logger or logging.getLogger("atss_core.trainer")
-    hooks = [NonFiniteLossCheck(checkpointer), StopSignals(logger), Progress(logger, log_period, progress)]
-    if history is not None:
-        hooks.append(History(history))
-    if tracker is not None:
-        hooks.append(Tracking(tracker))
-    hooks.append(Checkpoints(checkpointer, checkpoint_period, logger))
-    return hooks
 
 
 def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, history=None, tracker=None):
@@ -49,8 +33,8 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
     model.to(device)
     optimizer = make_optimizer(cfg, model)
     scheduler = make_lr_scheduler(cfg, optimizer)
-    checkpointer = DetectronCheckpointer(cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR, save_to_disk=get_rank() == 0,
-                                logger=logger)
+    checkpointer = DetectronCheckpointer(cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR,
+                                         save_to_disk=get_rank() == 0, logger=logger)
     checkpointer.remove_stale_temporaries()
     arguments = {"iteration": 0, "seed": seed}
     arguments.update({k: v for k, v in checkpointer.load(cfg.MODEL.WEIGHT).items()
@@ -68,7 +52,8 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
         return model
     data_loader = make_data_loader(cfg, is_train=True, start_iter=arguments["iteration"], seed=arguments["seed"])
     hooks = default_hooks(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, logger, log_period, progress, history, tracker)
-    do_train(model, data_loader, optimizer, scheduler, device, arguments, hooks, use_amp=check_dtype(cfg))
+    do_train(model, data_loader, optimizer, scheduler, checkpointer, device, cfg.SOLVER.CHECKPOINT_PERIOD, arguments,
+             hooks=hooks, use_amp=check_dtype(cfg))
     return model
 
 

@@ -1,7 +1,8 @@
 """What hangs on the training loop (engine/trainer.py), one hook per concern: the NaN check,
 stop signals, logging and progress, the training history, TensorBoard and checkpoints.
-engine/defaults.py: default_hooks puts them together for a training run."""
+default_hooks (the end of this file) puts them together for a training run."""
 import datetime
+import logging
 import resource
 import signal
 import time
@@ -217,3 +218,19 @@ class Checkpoints(HookBase):
         if state.scaler is not None and state.scaler.is_enabled():
             state.arguments["grad_scaler"] = state.scaler.state_dict()  # a resumed run keeps its loss scale
         self.checkpointer.save(name, **state.arguments)
+
+
+def default_hooks(checkpointer, checkpoint_period, logger=None, log_period=20, progress=False, history=None,
+                  tracker=None):
+    """The hooks of a training run, in the order they act after each step: the NaN check,
+    stop signals, the log (and a tqdm bar with ``progress``), per-iteration records appended to
+    ``history`` (a list), scalars to ``tracker`` (engine/tensorboard.py), then checkpoints
+    every ``checkpoint_period`` iterations and at the end."""
+    logger = logger or logging.getLogger("atss_core.trainer")
+    hooks = [NonFiniteLossCheck(checkpointer), StopSignals(logger), Progress(logger, log_period, progress)]
+    if history is not None:
+        hooks.append(History(history))
+    if tracker is not None:
+        hooks.append(Tracking(tracker))
+    hooks.append(Checkpoints(checkpointer, checkpoint_period, logger))
+    return hooks

@@ -1,23 +1,34 @@
 """The iteration-based training loop. It only computes losses and steps the optimizer;
 checks, logging, tracking, stop signals and checkpoints are hooks (engine/hooks.py) that the
-caller builds and passes (engine/defaults.py: default_hooks)."""
+caller builds and passes (engine/hooks.py: default_hooks)."""
 import time
 
 import torch
 
-from atss_core.engine.hooks import TrainState
+from atss_core.engine.hooks import TrainState, default_hooks
 from atss_core.engine.precision import autocast_context, make_grad_scaler
 from atss_core.utils.comm import reduce_dict
 
 STOP_KEY = "_stop_requested"
 
 
-def do_train(model, data_loader, optimizer, scheduler, device, arguments, hooks, use_amp=None):
+def reduce_loss_dict(loss_dict):
+    """The losses averaged over the processes (the official name)."""
+    return reduce_dict(loss_dict, average=True)
+
+
+def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, checkpoint_period, arguments, hooks=None,
+             use_amp=None):
     """Runs iterations arguments["iteration"] + 1 .. arguments["iteration"] + len(data_loader),
-    calling each of ``hooks`` (HookBase) at the points HookBase names. ``arguments`` holds
+    calling each of ``hooks`` (HookBase) at the points HookBase names. ``hooks`` None: the
+    default ones (default_hooks), which save with ``checkpointer`` every ``checkpoint_period``
+    iterations and at the end, as the official loop does; given, they replace them, and
+    ``checkpointer``/``checkpoint_period`` are not used. ``arguments`` holds
     what checkpoints save ("iteration", "seed", "grad_scaler"); ``use_amp``: an amp setting
     (engine/precision.py). Returns the TrainState (its ``meters`` hold the smoothed losses).
     A hook ends training early by raising (e.g. TrainingStopped)."""
+    if hooks is None:
+        hooks = default_hooks(checkpointer, checkpoint_period)
     start_iter = arguments["iteration"]
     model.train()
     scaler = make_grad_scaler(use_amp)

@@ -38,6 +38,11 @@ def sigmoid_focal_loss(logits, targets, gamma=2.0, alpha=0.25, reduction="sum"):
     return loss.to(dtype)
 
 
+def sigmoid_focal_loss_cpu(logits, targets, gamma, alpha):
+    """The official per-element loss [N, C] (its name; the compiled kernel computes it on every device)."""
+    return sigmoid_focal_loss(logits, targets, gamma, alpha, reduction="none")
+
+
 class SigmoidFocalLoss(nn.Module):
     """``SigmoidFocalLoss(gamma, alpha)(logits, targets)`` returns the summed loss."""
 

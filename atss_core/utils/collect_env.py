@@ -5,6 +5,20 @@ import torch
 import torchvision
 
 
+def get_pil_version():
+    """The Pillow version line of the official environment report."""
+    try:
+        import PIL
+    except ImportError:
+        return "\n        Pillow: not installed"
+    return "\n        Pillow ({})".format(PIL.__version__)
+
+
+def collect_env_info():
+    """The environment report (the official name of get_pretty_env_info)."""
+    return get_pretty_env_info() + get_pil_version()
+
+
 def get_pretty_env_info():
     lines = [
         "Python: {}".format(platform.python_version()),

@@ -68,18 +68,24 @@ def all_gather(data, what="gathering results"):
     return gathered
 
 
-def reduce_dict(values, average=True):
-    """{name: 0-d tensor} summed (or averaged) over processes; every process gets the result."""
+def reduce_dict(input_dict, average=True):
+    """{name: 0-d tensor} summed (or averaged) over processes; every process gets the result
+    (the official one gives it to rank 0 only; the others' copies are then the same)."""
     if not is_distributed() or get_world_size() < 2:
-        return values
+        return input_dict
     with torch.no_grad():
-        names = sorted(values.keys())
-        stacked = torch.stack([values[k].detach() for k in names])
+        names = sorted(input_dict.keys())
+        stacked = torch.stack([input_dict[k].detach() for k in names])
         with waiting_for_peers("averaging the losses"):
             dist.all_reduce(stacked)
         if average:
             stacked /= get_world_size()
         return dict(zip(names, stacked))
+
+
+def is_pytorch_1_1_0_or_later():
+    """The official version check; every supported torch is later."""
+    return True
 
 
 FINISHED_KEY = "atss_core/main_process_finished"

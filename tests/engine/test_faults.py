@@ -9,7 +9,6 @@ import textwrap
 import pytest
 import torch
 
-from atss_core.engine.defaults import default_hooks
 from atss_core.engine.trainer import do_train
 from atss_core.structures.bounding_box import BoxList
 from atss_core.structures.image_list import to_image_list
@@ -39,8 +38,8 @@ def train(model, tmp_path, iterations, lr=0.1):
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     checkpointer = Checkpointer(model, optimizer, scheduler, save_dir=str(tmp_path), save_to_disk=True)
-    do_train(model, batches(iterations), optimizer, scheduler, torch.device("cpu"), {"iteration": 0},
-             default_hooks(checkpointer, checkpoint_period=2))
+    # the official call: the default hooks save with the checkpointer every checkpoint_period
+    do_train(model, batches(iterations), optimizer, scheduler, checkpointer, torch.device("cpu"), 2, {"iteration": 0})
     return checkpointer
 
 
@@ -158,6 +157,6 @@ def test_hooks_that_started_are_wound_down_when_a_later_one_fails_to_start(tmp_p
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     with pytest.raises(RuntimeError, match="cannot start"):
-        do_train(model, batches(2), optimizer, scheduler, torch.device("cpu"), {"iteration": 0},
-                 [StopSignals(None), FailsToStart()])
+        do_train(model, batches(2), optimizer, scheduler, None, torch.device("cpu"), 0, {"iteration": 0},
+                 hooks=[StopSignals(None), FailsToStart()])
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the stop-signal handlers were removed

@@ -3,7 +3,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from atss_core.engine.defaults import default_hooks
+from atss_core.engine.hooks import default_hooks
 from atss_core.engine.trainer import do_train
 from atss_core.structures.bounding_box import BoxList
 from atss_core.structures.image_list import to_image_list
@@ -36,8 +36,8 @@ def _worker(rank, init_file, result_file):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
         batch = (to_image_list([torch.zeros(3, 8, 8)]), [BoxList(torch.zeros(0, 4), (8, 8))], (0,))
         history = []
-        state = do_train(model, [batch] * 3, optimizer, scheduler, torch.device("cpu"), {"iteration": 0},
-                         default_hooks(NoCheckpoint(), checkpoint_period=0, history=history))
+        state = do_train(model, [batch] * 3, optimizer, scheduler, None, torch.device("cpu"), 0, {"iteration": 0},
+                         hooks=default_hooks(NoCheckpoint(), checkpoint_period=0, history=history))
         torch.save({"history": history, "loss_global_avg": state.meters.loss.global_avg}, result_file.format(rank))
         # both ranks reach the teardown together: gloo aborts a process whose peer closes the
         # connection while its own threads still use it (seen once as SIGABRT in a clean clone)

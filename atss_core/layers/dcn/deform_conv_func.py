@@ -49,3 +49,23 @@ def modulated_deform_conv(input, offset, mask, weight, bias=None, stride=1, padd
     """Modulated deformable convolution (DCNv2): as :func:`deform_conv`, each sample also
     scaled by ``mask`` [N, deformable_groups * kh * kw, out_h, out_w]."""
     return _run(input, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups)
+
+
+class DeformConvFunction:
+    """The official entry ``DeformConvFunction.apply(input, offset, weight, stride, padding,
+    dilation, groups, deformable_groups, im2col_step)``; ``im2col_step`` (a batching detail of
+    the official kernel) is accepted and not needed."""
+
+    @staticmethod
+    def apply(input, offset, weight, stride=1, padding=0, dilation=1, groups=1, deformable_groups=1, im2col_step=64):
+        return deform_conv(input, offset, weight, stride, padding, dilation, groups, deformable_groups)
+
+
+class ModulatedDeformConvFunction:
+    """The official entry ``ModulatedDeformConvFunction.apply(input, offset, mask, weight, bias,
+    stride, padding, dilation, groups, deformable_groups)``."""
+
+    @staticmethod
+    def apply(input, offset, mask, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, deformable_groups=1):
+        return modulated_deform_conv(input, offset, mask, weight, bias, stride, padding, dilation, groups,
+                                     deformable_groups)

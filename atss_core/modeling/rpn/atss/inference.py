@@ -98,11 +98,13 @@ class ATSSPostProcessor(nn.Module):
     sqrt(cls x centerness), clip, drop boxes smaller than ``min_size``; then per image,
     multi-label NMS over all levels and keep the ``fpn_post_nms_top_n`` best (k-th value
     threshold, so ties at the boundary are kept). The number of classes comes from the head
-    outputs' shapes."""
+    outputs' shapes; ``num_classes`` (MODEL.ATSS.NUM_CLASSES, background included) is kept as
+    officially, where it is not read either."""
 
-    def __init__(self, pre_nms_thresh, pre_nms_top_n, nms_thresh, fpn_post_nms_top_n, min_size, box_coder,
-                 bbox_aug_enabled=False, bbox_aug_vote=False):
+    def __init__(self, pre_nms_thresh, pre_nms_top_n, nms_thresh, fpn_post_nms_top_n, min_size, num_classes,
+                 box_coder, bbox_aug_enabled=False, bbox_aug_vote=False):
         super().__init__()
+        self.num_classes = num_classes
         self.pre_nms_thresh = pre_nms_thresh
         self.pre_nms_top_n = pre_nms_top_n
         self.nms_thresh = nms_thresh
@@ -209,6 +211,7 @@ def make_atss_postprocessor(config, box_coder):
     postprocessor = MMDetPostProcessor if atss.POSTPROCESS == "mmdet" else ATSSPostProcessor
     return postprocessor(
         pre_nms_thresh=atss.INFERENCE_TH, pre_nms_top_n=atss.PRE_NMS_TOP_N, nms_thresh=atss.NMS_TH,
-        fpn_post_nms_top_n=config.TEST.DETECTIONS_PER_IMG, min_size=0, box_coder=box_coder,
+        fpn_post_nms_top_n=config.TEST.DETECTIONS_PER_IMG, min_size=0, num_classes=atss.NUM_CLASSES,
+        box_coder=box_coder,
         bbox_aug_enabled=config.TEST.BBOX_AUG.ENABLED, bbox_aug_vote=config.TEST.BBOX_AUG.VOTE,
     )
