@@ -97,7 +97,7 @@ def main():
     train_time = time.time() - start
 
     (loader,) = make_data_loader(cfg, is_train=False)
-    report = inference(model, loader, cfg.DATASETS.TEST[0], torch.device(cfg.MODEL.DEVICE),
+    report = inference(model, loader, cfg.DATASETS.TEST[0], device=torch.device(cfg.MODEL.DEVICE),
                        output_folder=os.path.join(cfg.OUTPUT_DIR, "inference"), logger=logger, tracker=tracker,
                        iteration=cfg.SOLVER.MAX_ITER)
     tracker.close()

@@ -48,7 +48,7 @@ def evaluate_with(backend, gt, results):
     """(the 12 COCO stats, seconds) of one backend, its printing silenced."""
     from pycocotools.coco import COCO
 
-    from atss_core.data.datasets.evaluation.coco_eval import coco_evaluator
+    from atss_core.data.datasets.evaluation.coco.coco_eval import coco_evaluator
 
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()

@@ -310,7 +310,7 @@ def evaluation_case():
     loader = make_data_loader(cfg, is_train=False)[0]
     quiet = logging.getLogger("atss_core.benchmark.eval")
     quiet.setLevel(logging.WARNING)
-    report = inference(model, loader, "raccoon_val", torch.device("cpu"), logger=quiet)
+    report = inference(model, loader, "raccoon_val", device=torch.device("cpu"), logger=quiet)
     timing = report["timing"]
     total = timing["total_inference"] + timing["evaluation"]
     return {"case": "test_net.py on raccoon_val ({} photos, 800 px)".format(timing["images"]),

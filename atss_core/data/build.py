@@ -15,15 +15,17 @@ from .samplers import DistributedSampler, GroupedBatchSampler, IterationBasedBat
 from .transforms import build_transforms
 
 
-def build_dataset(dataset_names, transforms, is_train, exif_orientation=False, box_plus_one=1):
-    """One dataset per name (test) or their concatenation (train); ``exif_orientation``:
+def build_dataset(dataset_list, transforms, dataset_catalog=DatasetCatalog, is_train=True, exif_orientation=False,
+                  box_plus_one=1):
+    """One dataset per name of ``dataset_list`` (test) or their concatenation (train), the
+    names looked up in ``dataset_catalog`` (paths_catalog.DatasetCatalog); ``exif_orientation``:
     INPUT.EXIF_ORIENTATION; ``box_plus_one``: 1 or 0 as MODEL.LEGACY_PLUS_ONE."""
-    if not isinstance(dataset_names, (list, tuple)) or not dataset_names:
+    if not isinstance(dataset_list, (list, tuple)) or not dataset_list:
         raise ValueError("DATASETS.{} must be a non-empty list of dataset names, got {!r}".format(
-            "TRAIN" if is_train else "TEST", dataset_names))
+            "TRAIN" if is_train else "TEST", dataset_list))
     datasets = []
-    for name in dataset_names:
-        entry = DatasetCatalog.get(name)
+    for name in dataset_list:
+        entry = dataset_catalog.get(name)
         factory = getattr(D, entry["factory"], None)
         if factory is None:
             raise NotImplementedError("dataset {!r} needs {}, which atss_core does not have yet".format(
@@ -45,6 +47,14 @@ def _aspect_ratio_groups(dataset):
         info = dataset.get_img_info(i)
         groups.append(bisect.bisect_right([1], float(info["height"]) / float(info["width"])))
     return groups
+
+
+def make_data_sampler(dataset, shuffle, distributed, seed=0):
+    """Indices for this process: a shard of the dataset per process when ``distributed``, else
+    all of it; shuffled from ``seed`` (and the epoch) when ``shuffle``."""
+    if distributed:
+        return DistributedSampler(dataset, num_replicas=get_world_size(), rank=get_rank(), shuffle=shuffle, seed=seed)
+    return DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
 
 
 def make_batch_data_sampler(dataset, sampler, aspect_grouping, images_per_batch, num_iters=None, start_iter=0):
@@ -77,11 +87,14 @@ def check_num_classes(dataset, name, num_classes):
                          "MODEL.ATSS.NUM_CLASSES {}".format(name, count, num_classes, count + 1))
 
 
-def make_data_loader(cfg, is_train=True, start_iter=0, seed=0):
+def make_data_loader(cfg, is_train=True, is_distributed=None, start_iter=0, seed=0):
     """Training: one iteration-based loader over the concatenated DATASETS.TRAIN, resuming at
     ``start_iter``, its order and every sample's random transforms drawn from ``seed``.
-    Test: one loader per DATASETS.TEST entry, in dataset order."""
+    Test: one loader per DATASETS.TEST entry, in dataset order. ``is_distributed``: each process
+    reads its shard (True) or all images (False); None follows the process group."""
     logger = logging.getLogger(__name__)
+    if is_distributed is None:
+        is_distributed = get_world_size() > 1
     if is_train:
         per_process = images_per_process(cfg.SOLVER.IMS_PER_BATCH, "SOLVER.IMS_PER_BATCH")
         num_iters, shuffle = cfg.SOLVER.MAX_ITER, True
@@ -90,7 +103,7 @@ def make_data_loader(cfg, is_train=True, start_iter=0, seed=0):
         num_iters, shuffle, start_iter = None, False, 0
     names = cfg.DATASETS.TRAIN if is_train else cfg.DATASETS.TEST
     bbox_aug = not is_train and cfg.TEST.BBOX_AUG.ENABLED  # the raw images go to engine/bbox_aug.py
-    datasets = build_dataset(names, None if bbox_aug else build_transforms(cfg, is_train), is_train,
+    datasets = build_dataset(names, None if bbox_aug else build_transforms(cfg, is_train), is_train=is_train,
                              exif_orientation=cfg.INPUT.EXIF_ORIENTATION,
                              box_plus_one=int(cfg.MODEL.LEGACY_PLUS_ONE))
     collator = BBoxAugCollator() if bbox_aug else BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY)
@@ -100,8 +113,7 @@ def make_data_loader(cfg, is_train=True, start_iter=0, seed=0):
             raise ValueError("dataset {} has no usable image".format(name))
         if not bbox_aug:
             check_num_classes(dataset, name, cfg.MODEL.ATSS.NUM_CLASSES)
-        sampler = DistributedSampler(dataset, num_replicas=get_world_size(), rank=get_rank(), shuffle=shuffle,
-                                     seed=seed)
+        sampler = make_data_sampler(dataset, shuffle, is_distributed, seed)
         batch_sampler = make_batch_data_sampler(dataset, sampler, cfg.DATALOADER.ASPECT_RATIO_GROUPING,
                                                 per_process, num_iters, start_iter)
         worker_init = None

@@ -169,3 +169,16 @@ def im_detect_bbox_aug_vote(model, images, device, cfg=None, use_amp=False):
         raise ValueError("im_detect_bbox_aug_vote needs TEST.BBOX_AUG.VOTE True (the model's post-processor "
                          "depends on it); im_detect_bbox_aug follows the config either way")
     return im_detect_bbox_aug(model, images, device, cfg, use_amp)
+
+
+_RUNS_IN_BBOX_AUG = ("im_detect_bbox", "im_detect_bbox_hflip", "im_detect_bbox_scale")
+
+
+def __getattr__(name):
+    """The official module also holds the single-run functions; they live in bbox_aug.py
+    (which imports this module, hence the lookup on first use)."""
+    if name in _RUNS_IN_BBOX_AUG:
+        from . import bbox_aug
+
+        return getattr(bbox_aug, name)
+    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))

@@ -8,16 +8,18 @@ import torch
 from tqdm import tqdm
 
 from atss_core.data.datasets.evaluation import evaluate
+from atss_core.data.datasets.evaluation.coco.coco_eval import check_box_evaluation, check_expected_results
 from atss_core.engine.bbox_aug import im_detect_bbox_aug
 from atss_core.engine.precision import autocast_context
 from atss_core.utils.comm import all_gather, is_main_process, synchronize
 
 
-def compute_on_dataset(model, data_loader, device, show_progress=True, use_amp=False, bbox_aug_cfg=None,
+def compute_on_dataset(model, data_loader, device, timer=None, show_progress=True, use_amp=False, bbox_aug_cfg=None,
                        timings=None):
     """{dataset index: BoxList on the CPU}. With ``bbox_aug_cfg`` (a config with
     TEST.BBOX_AUG.ENABLED) the loader yields raw images and the test-time augmentation runs.
-    ``timings``, a dict, receives the seconds spent waiting for data and in the model."""
+    ``timings``, a dict, receives the seconds spent waiting for data and in the model;
+    ``timer`` (the official argument: anything with tic() and toc()) times each model call."""
     model.eval()
     results = {}
     cpu = torch.device("cpu")
@@ -26,11 +28,15 @@ def compute_on_dataset(model, data_loader, device, show_progress=True, use_amp=F
     for images, _, indices in tqdm(data_loader, disable=not (show_progress and is_main_process()),
                                    desc="inference", unit="batch"):
         loaded = time.perf_counter()
+        if timer is not None:
+            timer.tic()
         if bbox_aug_cfg is not None:
             outputs = im_detect_bbox_aug(model, images, device, bbox_aug_cfg, use_amp=use_amp)
         else:
             with torch.no_grad(), autocast_context(use_amp):
                 outputs = model(images.to(device))
+        if timer is not None:
+            timer.toc()
         results.update({index: output.to(cpu) for index, output in zip(indices, outputs)})
         data_seconds += loaded - start
         start = time.perf_counter()
@@ -94,13 +100,23 @@ def evaluate_predictions(dataset, dataset_name, predictions, timings, output_fol
     return report
 
 
-def inference(model, data_loader, dataset_name, device, output_folder=None, logger=None, use_amp=False,
-              bbox_aug_cfg=None, coco_backend="pycocotools", tracker=None, iteration=0):
+def inference(model, data_loader, dataset_name, iou_types=("bbox",), box_only=False, device=None, expected_results=(),
+              expected_results_sigma_tol=4, output_folder=None, logger=None, use_amp=False, bbox_aug_cfg=None,
+              coco_backend="pycocotools", tracker=None, iteration=0):
     """:func:`predict`, then :func:`evaluate_predictions` on the main process: its report there,
-    None elsewhere."""
+    None elsewhere. The official parameters: ``iou_types`` ("bbox" only) and ``box_only``
+    (False: an ATSS model makes no proposals) are checked; ``device`` None is the model's;
+    ``expected_results`` [(task, metric, mean, std)] are checked within
+    ``expected_results_sigma_tol`` std and logged (COCO)."""
+    check_box_evaluation(box_only, iou_types)
+    if device is None:
+        device = next(model.parameters()).device
     predictions, timings = predict(model, data_loader, dataset_name, device, logger=logger, use_amp=use_amp,
                                    bbox_aug_cfg=bbox_aug_cfg)
     if predictions is None:
         return None
-    return evaluate_predictions(data_loader.dataset, dataset_name, predictions, timings, output_folder,
-                                logger=logger, coco_backend=coco_backend, tracker=tracker, iteration=iteration)
+    report = evaluate_predictions(data_loader.dataset, dataset_name, predictions, timings, output_folder,
+                                  logger=logger, coco_backend=coco_backend, tracker=tracker, iteration=iteration)
+    if expected_results and "bbox" in report:
+        check_expected_results(report, expected_results, expected_results_sigma_tol)
+    return report

@@ -13,7 +13,7 @@ import torch
 
 from atss_core.config import cfg
 from atss_core.data.build import images_per_process
-from atss_core.data.datasets.evaluation.coco_eval import check_backend
+from atss_core.data.datasets.evaluation.coco.coco_eval import check_backend
 from atss_core.engine.bbox_aug import augmentation_runs
 from atss_core.engine.precision import check_dtype
 from atss_core.utils.cli import EXIT_ERROR, CommandError, add_debug_flag, parse_with_overrides

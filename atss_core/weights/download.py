@@ -64,9 +64,14 @@ def is_offline():
     return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def manual_placement_hint(url, path):
+    """Where to put the file by hand when the download cannot be made (a firewall, no network)."""
+    return ("put the file at {} yourself, for example on a machine with internet `curl -L -o {} {}` and copy it "
+            "there".format(path, os.path.basename(path), url))
+
+
 def offline_message(url, path, reason):
-    return ("cannot download {} ({}): put the file at {} yourself, for example on a machine with internet "
-            "`curl -L -o {} {}` and copy it there".format(url, reason, path, os.path.basename(path), url))
+    return "cannot download {} ({}): {}".format(url, reason, manual_placement_hint(url, path))
 
 
 def _env_number(name, default, kind):
@@ -78,9 +83,19 @@ def _env_number(name, default, kind):
 
 
 def download(url, path, timeout=None, retries=None, backoff=BACKOFF_SECONDS):
-    """``path``, downloading ``url`` there first when it is not in the cache yet."""
+    """``path``, downloading ``url`` there first when it is not in the cache yet. A download
+    that fails for good says where to put the file by hand."""
     if os.path.isfile(path):
         return path
+    try:
+        return _download(url, path, timeout, retries, backoff)
+    except OfflineError:
+        raise  # its message already names the path
+    except DownloadError as error:
+        raise DownloadError("{}; or {}".format(error, manual_placement_hint(url, path))) from None
+
+
+def _download(url, path, timeout, retries, backoff):
     if is_offline():
         raise OfflineError(offline_message(url, path, "{} is set".format(OFFLINE_ENV)))
     timeout = _env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT, float) if timeout is None else timeout

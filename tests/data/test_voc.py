@@ -6,7 +6,7 @@ import torch
 
 from atss_core.data.datasets import PascalVOCDataset
 from atss_core.data.datasets.evaluation import evaluate
-from atss_core.data.datasets.evaluation.voc_eval import voc_ap, voc_class_aps
+from atss_core.data.datasets.evaluation.voc.voc_eval import voc_ap, voc_class_aps
 from atss_core.structures import BoxList
 
 XML = """<annotation><size><width>{w}</width><height>{h}</height><depth>3</depth></size>{objects}</annotation>"""

@@ -40,7 +40,7 @@ def test_the_evaluation_report_is_the_same_through_either_backend(tmp_path):
 
 
 def test_an_unknown_backend_is_named():
-    from atss_core.data.datasets.evaluation.coco_eval import check_backend
+    from atss_core.data.datasets.evaluation.coco.coco_eval import check_backend
 
     with pytest.raises(ValueError, match="TEST.COCO_EVAL_BACKEND must be one of pycocotools, faster-coco-eval"):
         check_backend("fast")

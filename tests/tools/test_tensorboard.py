@@ -46,7 +46,7 @@ def test_training_and_evaluation_scalars_and_pictures_are_logged(tmp_path):
     tracker = make_tracker(cfg)
     model = train(cfg, 0, False, logger, history=history, tracker=tracker)
     (loader,) = make_data_loader(cfg, is_train=False)
-    report = inference(model, loader, "tiny", torch.device("cpu"), logger=logger, tracker=tracker, iteration=3)
+    report = inference(model, loader, "tiny", device=torch.device("cpu"), logger=logger, tracker=tracker, iteration=3)
     tracker.close()
 
     events = read_events(cfg.OUTPUT_DIR)

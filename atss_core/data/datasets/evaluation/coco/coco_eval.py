@@ -60,10 +60,54 @@ def per_class_ap(coco_eval):
     return table
 
 
-def do_coco_evaluation(dataset, predictions, output_folder, logger=None, backend="pycocotools"):
+def check_box_evaluation(box_only, iou_types):
+    """An ATSS model gives detections: box_only (RPN proposals) and mask/keypoint metrics do not apply."""
+    if box_only:
+        raise ValueError("box_only evaluates RPN proposals, which an ATSS model does not make")
+    unsupported = [t for t in iou_types if t != "bbox"]
+    if unsupported:
+        raise ValueError("iou_types {} are not evaluated: an ATSS model gives boxes ('bbox') only".format(unsupported))
+
+
+def check_expected_results(results, expected_results, sigma_tol):
+    """Logs, for each (task, metric, mean, std) of ``expected_results`` (TEST.EXPECTED_RESULTS),
+    whether the measured value lies within ``sigma_tol`` std of the mean; returns whether all do.
+    ``results``: a report of do_coco_evaluation ({"bbox": {metric: value}})."""
+    logger = logging.getLogger("atss_core.inference")
+    table = getattr(results, "results", results)
+    all_ok = True
+    for task, metric, mean, std in expected_results:
+        actual = table[task][metric]
+        lo, hi = mean - sigma_tol * std, mean + sigma_tol * std
+        ok = lo < actual < hi
+        all_ok &= ok
+        message = "{} > {} sanity check (actual vs. expected): {:.3f} vs. mean={:.4f}, std={:.4}, range=({:.4f}, " \
+                  "{:.4f})".format(task, metric, actual, mean, std, lo, hi)
+        (logger.info if ok else logger.error)(("PASS: " if ok else "FAIL: ") + message)
+    return all_ok
+
+
+def evaluate_predictions_on_coco(coco_gt, coco_results, json_result_file, iou_type="bbox", backend="pycocotools"):
+    """Writes ``coco_results`` (result records) to ``json_result_file`` and returns the
+    evaluated COCOeval (evaluate, accumulate and summarize run)."""
+    if iou_type != "bbox":
+        raise ValueError("iou_type {!r} is not evaluated: an ATSS model gives boxes ('bbox') only".format(iou_type))
+    with open(json_result_file, "w") as f:
+        json.dump(coco_results, f)
+    coco_eval = coco_evaluator(backend, coco_gt, coco_results)
+    coco_eval.evaluate()
+    coco_eval.accumulate()
+    coco_eval.summarize()
+    return coco_eval
+
+
+def do_coco_evaluation(dataset, predictions, box_only=False, output_folder=None, iou_types=("bbox",),
+                       expected_results=(), expected_results_sigma_tol=4, logger=None, backend="pycocotools"):
     """Writes bbox.json and coco_metrics.json to ``output_folder`` (when given) and returns
-    {"bbox": {metric: value}, "per_class": {name: AP}}."""
+    {"bbox": {metric: value}, "per_class": {name: AP}}; ``expected_results`` are checked (and
+    logged) as officially."""
     check_backend(backend)
+    check_box_evaluation(box_only, iou_types)
     logger = logger or logging.getLogger("atss_core.inference")
     results = prepare_for_coco_detection(predictions, dataset)
     if output_folder:
@@ -90,4 +134,6 @@ def do_coco_evaluation(dataset, predictions, output_folder, logger=None, backend
     if output_folder:
         with open(os.path.join(output_folder, "coco_metrics.json"), "w") as f:
             json.dump(report, f, indent=2)
+    if expected_results:
+        check_expected_results(report, expected_results, expected_results_sigma_tol)
     return report
