@@ -82,3 +82,12 @@ def test_build_rpn_builds_the_atss_head():
     cfg = default_cfg.clone()
     cfg.merge_from_list(["MODEL.ATSS_ON", True, "MODEL.DEVICE", "cpu"])
     assert type(build_rpn(cfg, 32)).__name__ == "ATSSModule"
+
+
+def test_rpn_heads_registry_keeps_the_official_single_conv_head():
+    from atss_core.modeling.registry import RPN_HEADS
+
+    head = RPN_HEADS["SingleConvRPNHead"](default_cfg.clone(), 16, 3)
+    logits, deltas = head([torch.rand(2, 16, 8, 10), torch.rand(2, 16, 4, 5)])
+    assert [tuple(t.shape) for t in logits] == [(2, 3, 8, 10), (2, 3, 4, 5)]
+    assert [tuple(t.shape) for t in deltas] == [(2, 12, 8, 10), (2, 12, 4, 5)]

@@ -46,3 +46,43 @@ def test_box_decode_clamps_huge_sizes():
     box = coder("BOX").decode(torch.tensor([[0.0, 0.0, 1000.0, 1000.0]]), anchor)
     assert torch.isfinite(box).all()
     assert (box[0, 2] - box[0, 0] + 1).item() == pytest.approx(16 * 1000 / 16, rel=1e-4)
+
+
+def test_rcnn_coder_at_the_official_path_round_trips_and_decodes_several_sets_per_box():
+    from atss_core.modeling.box_coder import BoxCoder as RCNNBoxCoder
+
+    coder = RCNNBoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
+    proposals = random_boxes(30, 7).float()
+    gts = random_boxes(30, 8).float()
+    deltas = coder.encode(gts, proposals)
+    torch.testing.assert_close(coder.decode(deltas, proposals), gts, rtol=1e-4, atol=1e-3)
+    # by hand: a 10x10 box (+1 widths) centred at x1 + w / 2, moved by dx = 0.1 (weight 1) and doubled in width
+    unit = RCNNBoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+    box = torch.tensor([[0.0, 0.0, 9.0, 9.0]])
+    decoded = unit.decode(torch.tensor([[0.1, 0.0, math.log(2.0), 0.0]]), box)
+    torch.testing.assert_close(decoded, torch.tensor([[-4.0, 0.0, 15.0, 9.0]]))
+    # [N, 4k]: k delta sets per box (one per class in the R-CNN heads), decoded set by set
+    two_sets = torch.cat([deltas, torch.zeros_like(deltas)], dim=1)
+    both = coder.decode(two_sets, proposals)
+    torch.testing.assert_close(both[:, :4], coder.decode(deltas, proposals))
+    torch.testing.assert_close(both[:, 4:], proposals, rtol=1e-5, atol=1e-4)
+
+
+def test_rcnn_coder_clamps_only_large_width_deltas():
+    from atss_core.modeling.box_coder import BoxCoder as RCNNBoxCoder
+
+    coder = RCNNBoxCoder(weights=(1.0, 1.0, 1.0, 1.0), bbox_xform_clip=math.log(4.0))
+    box = torch.tensor([[0.0, 0.0, 9.0, 9.0]])
+    huge = coder.decode(torch.tensor([[0.0, 0.0, 50.0, -50.0]]), box)
+    assert (huge[0, 2] - huge[0, 0] + 1).item() == pytest.approx(40.0)  # clamped at 4x the width
+    assert (huge[0, 3] - huge[0, 1] + 1).item() == pytest.approx(10.0 * math.exp(-50.0), abs=1e-6)  # not clamped below
+
+
+def test_atss_coder_takes_explicit_settings_without_a_config():
+    cfg = default_cfg.clone()
+    from_cfg = BoxCoder(cfg)
+    explicit = BoxCoder(None, regression_type="BOX", point_unit=8.0, plus_one=1)
+    anchors, gts = random_boxes(20, 3).float(), random_boxes(20, 4).float()
+    assert torch.equal(from_cfg.encode(gts, anchors), explicit.encode(gts, anchors))
+    with pytest.raises(ValueError, match="regression_type must be 'BOX' or 'POINT'"):
+        BoxCoder(None, regression_type="LTRB")

@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from atss_core.config import cfg as default_cfg
 from atss_core.modeling.detector import build_detection_model
@@ -52,3 +53,22 @@ def test_state_dict_equals_the_official_one(signatures, config_name):
     unexpected = sorted({k for k, _, _ in ours} - {k for k, _, _ in official})
     assert not missing and not unexpected, "missing: {}\nunexpected: {}".format(missing[:10], unexpected[:10])
     assert ours == official
+
+
+@pytest.mark.parametrize("conv_body,levels,strides", [
+    ("R-50-C4", 1, [16]), ("R-50-C5", 1, [32]), ("R-50-FPN", 5, [4, 8, 16, 32, 64]),
+    ("R-50-FPN-RETINANET", 5, [8, 16, 32, 64, 128]),
+])
+def test_official_backbone_builders_give_their_pyramids(conv_body, levels, strides):
+    from atss_core.config import cfg as default_cfg
+    from atss_core.modeling.backbone import build_backbone
+
+    cfg = default_cfg.clone()
+    cfg.merge_from_list(["MODEL.BACKBONE.CONV_BODY", conv_body])
+    backbone = build_backbone(cfg)
+    with torch.no_grad():
+        outputs = backbone(torch.rand(1, 3, 128, 128))
+    assert len(outputs) == levels
+    assert [128 // o.shape[-1] for o in outputs] == strides
+    channels = 1024 if conv_body == "R-50-C4" else 2048 if conv_body == "R-50-C5" else backbone.out_channels
+    assert all(o.shape[1] == channels for o in outputs)

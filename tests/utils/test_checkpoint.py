@@ -271,3 +271,37 @@ def test_c2_weights_of_deformable_stages_go_to_conv2_conv(tmp_path):
     # stage 3 (layer2) is deformable: its 3x3 weights live in conv2.conv; stage 2 keeps conv2
     assert sorted(state) == ["layer1.0.conv2.weight", "layer2.0.conv2.conv.weight"]
     assert all(torch.equal(v, torch.ones(4, 4, 3, 3)) for v in state.values())
+
+
+def test_official_checkpointer_takes_the_model_first_and_saves_only_when_asked(tmp_path):
+    from torch import nn
+
+    from atss_core.utils.checkpoint import Checkpointer
+
+    trained = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    assert Checkpointer(trained, save_dir=str(tmp_path)).save("not_saved") is None  # save_to_disk None: no file
+    assert not os.listdir(tmp_path)
+    Checkpointer(nn.DataParallel(trained), save_dir=str(tmp_path), save_to_disk=True).save("model_a")
+    fresh = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    resumed = Checkpointer(fresh, save_dir=str(tmp_path))
+    assert resumed.get_checkpoint_file() == os.path.join(str(tmp_path), "model_a.pth")
+    resumed.load()
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), fresh.state_dict().values()))
+    assert Checkpointer(fresh, save_dir=str(tmp_path / "empty")).get_checkpoint_file() == ""
+
+
+def test_utils_env_runs_the_file_the_variable_names(tmp_path, monkeypatch):
+    from atss_core.utils import env
+
+    marker = tmp_path / "ran.txt"
+    script = tmp_path / "site_env.py"
+    script.write_text("def setup_environment():\n    open({!r}, 'w').write('yes')\n".format(str(marker)))
+    monkeypatch.setenv(env.ENV_MODULE_VARIABLE, str(script))
+    env.setup_environment()
+    assert marker.read_text() == "yes"
+    script.write_text("x = 1\n")
+    with pytest.raises(AttributeError, match="has no setup_environment"):
+        env.setup_environment()
+    monkeypatch.setenv(env.ENV_MODULE_VARIABLE, str(tmp_path / "missing.py"))
+    with pytest.raises(FileNotFoundError, match="TORCH_DETECTRON_ENV_MODULE names"):
+        env.setup_environment()
