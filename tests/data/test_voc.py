@@ -105,3 +105,34 @@ def test_real_raccoon_voc_annotations():
     image, target, _ = dataset[3]
     assert image.shape[:2] == (dataset.get_img_info(3)["height"], dataset.get_img_info(3)["width"])
     assert len(target) >= 1
+
+
+def _boxes(boxes, labels, scores=None, difficult=None):
+    boxlist = BoxList(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), (100, 100))
+    boxlist.add_field("labels", torch.tensor(labels, dtype=torch.int64))
+    if scores is not None:
+        boxlist.add_field("scores", torch.tensor(scores))
+    if difficult is not None:
+        boxlist.add_field("difficult", torch.tensor(difficult, dtype=torch.bool))
+    return boxlist
+
+
+def test_official_voc_functions_give_precision_recall_and_ap_by_hand():
+    from atss_core.data.datasets.evaluation.voc.voc_eval import (calc_detection_voc_ap, calc_detection_voc_prec_rec,
+                                                                  eval_detection_voc)
+
+    gts = [_boxes([[0, 0, 9, 9], [50, 50, 59, 59]], [1, 1], difficult=[False, False]),
+           _boxes([[20, 20, 29, 29]], [2], difficult=[True])]
+    # image 0: a hit (0.9), a miss (0.8), the second gt found (0.7); image 1: a class-2 box on a difficult gt
+    preds = [_boxes([[0, 0, 9, 9], [80, 80, 89, 89], [50, 50, 59, 59]], [1, 1, 1], [0.9, 0.8, 0.7]),
+             _boxes([[20, 20, 29, 29]], [2], [0.6])]
+    prec, rec = calc_detection_voc_prec_rec(gts, preds, iou_thresh=0.5)
+    assert len(prec) == 3 and prec[0] is None and rec[0] is None
+    np.testing.assert_allclose(prec[1], [1.0, 0.5, 2 / 3])
+    np.testing.assert_allclose(rec[1], [0.5, 0.5, 1.0])
+    assert len(prec[2]) == 0 and rec[2] is None  # only a difficult gt: left out, no recall
+    ap = calc_detection_voc_ap(prec, rec, use_07_metric=False)
+    # area under the interpolated curve: recall 0.5 at precision 1, then 0.5 more at 2/3
+    assert np.isnan(ap[0]) and np.isnan(ap[2]) and ap[1] == pytest.approx(0.5 + 0.5 * 2 / 3)
+    result = eval_detection_voc(preds, gts)
+    assert result["map"] == pytest.approx(0.5 + 0.5 * 2 / 3)

@@ -94,3 +94,44 @@ def test_metrics_on_a_case_known_by_hand(tmp_path):
     assert report["bbox"] == pytest.approx(expected)
     # per class over all areas with 100 detections (with 1 detection "large" would be about 0.5)
     assert report["per_class"] == pytest.approx({"large": 1.0, "small": 0.3})
+
+
+def hand_case_predictions(scale=2):
+    boxes = torch.tensor([[4.5, 0, 23.5, 19], [0, 40, 99, 139], [150, 40, 249, 139]]) * scale
+    prediction = BoxList(boxes, (300 * scale, 150 * scale))
+    prediction.add_field("scores", torch.tensor([0.7, 0.9, 0.8]))
+    prediction.add_field("labels", torch.tensor([1, 2, 2]))
+    return prediction
+
+
+def test_official_coco_functions_on_the_hand_case(tmp_path, caplog):
+    from atss_core.data.datasets.evaluation.coco.coco_eval import (COCOResults, check_expected_results,
+                                                                    compute_thresholds_for_classes,
+                                                                    evaluate_box_proposals,
+                                                                    evaluate_predictions_on_coco,
+                                                                    prepare_for_coco_detection)
+
+    dataset = write_hand_case(tmp_path)
+    records = prepare_for_coco_detection([hand_case_predictions()], dataset)
+    written = json.loads(json.dumps(records))  # pycocotools' loadRes adds fields to the records it gets
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_eval = evaluate_predictions_on_coco(dataset.coco, records, str(tmp_path / "bbox.json"))
+    assert json.loads((tmp_path / "bbox.json").read_text()) == written
+    results = COCOResults("bbox")
+    assert results.results["bbox"]["AP"] == -1
+    results.update(coco_eval)
+    assert results.results["bbox"]["AP"] == pytest.approx(0.65)
+    # the best F-measure of each class is 1 (every gt found at IoU 0.5, nothing else), reached at its
+    # lowest score; categories in COCOeval's order (json ids 2 "large", then 5 "small")
+    f_best, thresholds = compute_thresholds_for_classes(coco_eval)
+    assert f_best.tolist() == pytest.approx([1.0, 1.0]) and thresholds.tolist() == pytest.approx([0.8, 0.7])
+    assert check_expected_results(results, [("bbox", "AP", (0.65, 0.01))], 4)
+    assert not check_expected_results(results, [("bbox", "AP", (0.5, 0.01))], 4)
+    assert "OUT OF RANGE" in caplog.text
+    # proposal recall: the small box (IoU 0.633) is recalled at 0.50-0.60 only, the large ones at every threshold
+    proposals = evaluate_box_proposals([hand_case_predictions()], dataset)
+    assert proposals["num_pos"] == 3
+    assert proposals["recalls"].tolist() == pytest.approx([1.0] * 3 + [2 / 3] * 7)
+    assert evaluate_box_proposals([hand_case_predictions()], dataset, area="small")["num_pos"] == 1
+    with pytest.raises(ValueError, match="unknown area range"):
+        evaluate_box_proposals([hand_case_predictions()], dataset, area="tiny")

@@ -6,8 +6,8 @@ checks it). Reads the official sources with ast, without importing them.
     python tools/dev/record_official_api.py --official-repo PATH_TO_sfzhang15_ATSS
 
 Out of scope, and not recorded: the R-CNN heads, FBNet, MobileNet, masks, keypoints and the
-RetinaNet/FCOS/RPN modules that an ATSS model does not use (OUT_OF_SCOPE_PATHS), and the names
-in NOT_YET (issue 31 lists them as open)."""
+RetinaNet/FCOS/RPN modules that an ATSS model does not use (OUT_OF_SCOPE_PATHS and
+OUT_OF_SCOPE_NAMES)."""
 import argparse
 import ast
 import json
@@ -21,8 +21,6 @@ OUT_OF_SCOPE_PATHS = ("roi_heads", "fbnet", "keypoint", "mask", "retinanet", "fc
                       "miscellaneous", "utils/timer.py", "utils/registry.py", "layers/_utils.py")
 OUT_OF_SCOPE_NAMES = {"prepare_for_coco_keypoint", "prepare_for_coco_segmentation", "build_mnv2_fpn_backbone",
                       "ResNetHead", "RPNHeadConvRegressor", "RPNHeadFeatureSingleConv", "RPNModule"}
-NOT_YET = {"COCOResults", "compute_thresholds_for_classes", "evaluate_box_proposals", "calc_detection_voc_ap",
-           "calc_detection_voc_prec_rec", "eval_detection_voc"}
 
 
 def leading_parameters(node):
@@ -49,7 +47,7 @@ def public_api(package_dir):
                 tree = ast.parse(f.read())
             for node in tree.body:
                 if (isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_")
-                        and node.name not in OUT_OF_SCOPE_NAMES | NOT_YET):
+                        and node.name not in OUT_OF_SCOPE_NAMES):
                     rows.append({"module": module, "name": node.name, "leading_parameters": leading_parameters(node)})
     return sorted(rows, key=lambda r: (r["module"], r["name"]))
 

@@ -11,6 +11,10 @@ import numpy as np
 
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 BACKENDS = ("pycocotools", "faster-coco-eval")
+# COCO's object-size ranges (areas) and the finer ones of the official proposal evaluation
+AREA_RANGES = {"all": (0, 1e10), "small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2, 1e10),
+               "96-128": (96 ** 2, 128 ** 2), "128-256": (128 ** 2, 256 ** 2), "256-512": (256 ** 2, 512 ** 2),
+               "512-inf": (512 ** 2, 1e10)}
 
 
 def check_backend(backend):
@@ -69,22 +73,116 @@ def check_box_evaluation(box_only, iou_types):
         raise ValueError("iou_types {} are not evaluated: an ATSS model gives boxes ('bbox') only".format(unsupported))
 
 
+class COCOResults:
+    """The official summary holder: ``results[iou_type][metric]`` (-1 until ``update`` with an
+    evaluated COCOeval of that iou type)."""
+
+    METRICS = {"bbox": list(METRICS), "segm": list(METRICS),
+               "box_proposal": ["AR@100", "ARs@100", "ARm@100", "ARl@100", "AR@1000", "ARs@1000", "ARm@1000",
+                                "ARl@1000"],
+               "keypoints": ["AP", "AP50", "AP75", "APm", "APl"]}
+
+    def __init__(self, *iou_types):
+        unknown = [t for t in iou_types if t not in self.METRICS]
+        if unknown:
+            raise ValueError("unknown iou types {}; known: {}".format(unknown, ", ".join(self.METRICS)))
+        self.results = {t: {metric: -1 for metric in self.METRICS[t]} for t in iou_types}
+
+    def update(self, coco_eval):
+        if coco_eval is None:
+            return
+        table = self.results[coco_eval.params.iouType]
+        for metric, value in zip(self.METRICS[coco_eval.params.iouType], coco_eval.stats):
+            table[metric] = float(value)
+
+    def __repr__(self):
+        return repr(self.results)
+
+
 def check_expected_results(results, expected_results, sigma_tol):
-    """Logs, for each (task, metric, mean, std) of ``expected_results`` (TEST.EXPECTED_RESULTS),
-    whether the measured value lies within ``sigma_tol`` std of the mean; returns whether all do.
-    ``results``: a report of do_coco_evaluation ({"bbox": {metric: value}})."""
+    """Logs, for each (task, metric, (mean, std)) of ``expected_results``
+    (TEST.EXPECTED_RESULTS), whether the measured value lies strictly within ``sigma_tol`` std
+    of the mean, and returns whether all do. ``results``: a COCOResults or a report of
+    do_coco_evaluation ({"bbox": {metric: value}})."""
     logger = logging.getLogger("atss_core.inference")
     table = getattr(results, "results", results)
     all_ok = True
-    for task, metric, mean, std in expected_results:
+    for task, metric, (mean, std) in expected_results:
         actual = table[task][metric]
         lo, hi = mean - sigma_tol * std, mean + sigma_tol * std
         ok = lo < actual < hi
         all_ok &= ok
-        message = "{} > {} sanity check (actual vs. expected): {:.3f} vs. mean={:.4f}, std={:.4}, range=({:.4f}, " \
-                  "{:.4f})".format(task, metric, actual, mean, std, lo, hi)
-        (logger.info if ok else logger.error)(("PASS: " if ok else "FAIL: ") + message)
+        line = "expected {} {} in ({:.4f}, {:.4f}) (mean {:.4f} +- {} x std {:.4f}): measured {:.4f}".format(
+            task, metric, lo, hi, mean, sigma_tol, std, actual)
+        if ok:
+            logger.info("within range: %s", line)
+        else:
+            logger.error("OUT OF RANGE: %s", line)
     return all_ok
+
+
+def compute_thresholds_for_classes(coco_eval):
+    """Per category, the best F-measure over the precision-recall curve (IoU 0.5, all areas, the
+    largest maxDets) and the score at which it is reached: thresholds for showing detections
+    (the official demo's per-class thresholds). Logs them and returns (f_measures, scores)."""
+    precision = coco_eval.eval["precision"][0, :, :, 0, -1]  # [recall points, categories]
+    scores = coco_eval.eval["scores"][0, :, :, 0, -1]
+    recall = np.linspace(0, 1, num=precision.shape[0])[:, None]
+    f_measure = 2 * precision * recall / np.maximum(precision + recall, 1e-6)
+    best = f_measure.argmax(axis=0)
+    categories = np.arange(f_measure.shape[1])
+    f_best, thresholds = f_measure[best, categories], scores[best, categories]
+    logger = logging.getLogger("atss_core.inference")
+    logger.info("best F-measure per class: %s", [round(float(v), 4) for v in f_best])
+    logger.info("score threshold of that F-measure per class (for the demos): %s",
+                [round(float(v), 4) for v in thresholds])
+    return f_best, thresholds
+
+
+def evaluate_box_proposals(predictions, dataset, thresholds=None, area="all", limit=None):
+    """Recall of the boxes (ranked by "objectness", else "scores") against the non-crowd gts of
+    ``area``: each gt is matched greedily to the box of highest IoU left (legacy +1 IoU), and
+    the recall is taken at IoU ``thresholds`` (0.5:0.05:0.95 by default); ``limit`` keeps the
+    first boxes of each image. Returns {"ar", "recalls", "thresholds", "gt_overlaps", "num_pos"}."""
+    import torch
+
+    from atss_core.structures.bounding_box import BoxList
+    from atss_core.structures.boxlist_ops import boxlist_iou
+
+    if area not in AREA_RANGES:
+        raise ValueError("unknown area range {!r}; known: {}".format(area, ", ".join(AREA_RANGES)))
+    lo, hi = AREA_RANGES[area]
+    overlaps_per_gt, num_pos = [], 0
+    for index, prediction in enumerate(predictions):
+        info = dataset.get_img_info(index)
+        prediction = prediction.resize((info["width"], info["height"]))
+        ranking = "objectness" if prediction.has_field("objectness") else "scores"
+        prediction = prediction[prediction.get_field(ranking).sort(descending=True)[1]]
+        annotations = [a for a in dataset.coco.loadAnns(dataset.coco.getAnnIds(imgIds=info["id"])) if not a["iscrowd"]]
+        areas = torch.as_tensor([a["area"] for a in annotations], dtype=torch.float32)
+        gt = BoxList(torch.as_tensor([a["bbox"] for a in annotations], dtype=torch.float32).reshape(-1, 4),
+                     (info["width"], info["height"]), mode="xywh").convert("xyxy")
+        gt = gt[(areas >= lo) & (areas <= hi)]
+        num_pos += len(gt)
+        if len(gt) == 0 or len(prediction) == 0:
+            continue
+        if limit is not None:
+            prediction = prediction[:limit]
+        overlaps = boxlist_iou(prediction, gt)
+        matched = torch.zeros(len(gt))
+        for k in range(min(len(prediction), len(gt))):
+            best_per_gt, best_box = overlaps.max(dim=0)
+            value, gt_index = best_per_gt.max(dim=0)
+            matched[k] = value
+            overlaps[best_box[gt_index], :] = -1
+            overlaps[:, gt_index] = -1
+        overlaps_per_gt.append(matched)
+    gt_overlaps = torch.sort(torch.cat(overlaps_per_gt))[0] if overlaps_per_gt else torch.zeros(0)
+    if thresholds is None:
+        thresholds = torch.arange(0.5, 0.95 + 1e-5, 0.05, dtype=torch.float32)
+    recalls = torch.stack([(gt_overlaps >= t).float().sum() / max(float(num_pos), 1.0) for t in thresholds])
+    return {"ar": recalls.mean(), "recalls": recalls, "thresholds": thresholds, "gt_overlaps": gt_overlaps,
+            "num_pos": num_pos}
 
 
 def evaluate_predictions_on_coco(coco_gt, coco_results, json_result_file, iou_type="bbox", backend="pycocotools"):
@@ -98,6 +196,7 @@ def evaluate_predictions_on_coco(coco_gt, coco_results, json_result_file, iou_ty
     coco_eval.evaluate()
     coco_eval.accumulate()
     coco_eval.summarize()
+    compute_thresholds_for_classes(coco_eval)
     return coco_eval
 
 
@@ -129,6 +228,8 @@ def do_coco_evaluation(dataset, predictions, box_only=False, output_folder=None,
         logger.info("COCO bbox evaluation (%s):\n%s", backend, stdout.getvalue().rstrip())
         metrics = {name: float(v) for name, v in zip(METRICS, coco_eval.stats[:6])}
         table = per_class_ap(coco_eval)
+        if "scores" in coco_eval.eval:
+            compute_thresholds_for_classes(coco_eval)
         logger.info("per-class AP:\n%s", "\n".join("  {:<24} {:.4f}".format(k, v) for k, v in table.items()))
     report = {"bbox": metrics, "per_class": table}
     if output_folder:

@@ -24,13 +24,20 @@ def voc_ap(recall, precision, use_07_metric=True):
     return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
 
 
-def voc_class_aps(predictions, groundtruths, num_classes, iou_thresh=0.5, use_07_metric=True):
-    """AP per class id 1..num_classes-1 (nan for a class without non-difficult gt)."""
-    aps = {}
+def calc_detection_voc_prec_rec(gt_boxlists, pred_boxlists, iou_thresh=0.5, num_classes=None):
+    """Per label l in 0 .. L - 1 (L: ``num_classes``, else the largest label + 1), the precision
+    and recall arrays of label l's detections ranked by score over all images: a detection is a
+    true positive when its best gt of label l (legacy +1 IoU) reaches ``iou_thresh`` and is not
+    taken yet; one whose best gt is difficult is left out. rec[l] is None for a label without
+    non-difficult gt."""
+    if num_classes is None:
+        labels = [b.get_field("labels") for b in list(gt_boxlists) + list(pred_boxlists) if len(b)]
+        num_classes = max((int(t.max()) for t in labels), default=0) + 1
+    precisions, recalls = [None] * num_classes, [None] * num_classes
     for label in range(1, num_classes):
         records = []  # (score, is_tp or -1 for ignored)
         num_gt = 0
-        for prediction, gt in zip(predictions, groundtruths):
+        for prediction, gt in zip(pred_boxlists, gt_boxlists):
             gt_mask = gt.get_field("labels") == label
             gt_boxes = gt.bbox[gt_mask]
             difficult = gt.get_field("difficult")[gt_mask]
@@ -57,17 +64,34 @@ def voc_class_aps(predictions, groundtruths, num_classes, iou_thresh=0.5, use_07
                     records.append((score, 1))
                 else:
                     records.append((score, 0))
-        if num_gt == 0:
-            aps[label] = float("nan")
-            continue
         records.sort(key=lambda r: -r[0])
         flags = np.array([r[1] for r in records if r[1] >= 0], dtype=np.float64)
         tp = np.cumsum(flags == 1)
         fp = np.cumsum(flags == 0)
-        recall = tp / num_gt
-        precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-        aps[label] = voc_ap(recall, precision, use_07_metric) if len(flags) else 0.0
-    return aps
+        precisions[label] = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+        if num_gt > 0:
+            recalls[label] = tp / num_gt
+    return precisions, recalls
+
+
+def calc_detection_voc_ap(prec, rec, use_07_metric=False):
+    """AP per label from :func:`calc_detection_voc_prec_rec` (nan where either is None)."""
+    return np.array([float("nan") if p is None or r is None else voc_ap(r, p, use_07_metric)
+                     for p, r in zip(prec, rec)])
+
+
+def eval_detection_voc(pred_boxlists, gt_boxlists, iou_thresh=0.5, use_07_metric=False):
+    """{"ap": AP per label (nan without gt), "map": their mean over the labels with gt}."""
+    prec, rec = calc_detection_voc_prec_rec(gt_boxlists, pred_boxlists, iou_thresh)
+    ap = calc_detection_voc_ap(prec, rec, use_07_metric)
+    return {"ap": ap, "map": float(np.nanmean(ap)) if np.any(~np.isnan(ap)) else 0.0}
+
+
+def voc_class_aps(predictions, groundtruths, num_classes, iou_thresh=0.5, use_07_metric=True):
+    """AP per class id 1..num_classes-1 (nan for a class without non-difficult gt)."""
+    prec, rec = calc_detection_voc_prec_rec(groundtruths, predictions, iou_thresh, num_classes)
+    ap = calc_detection_voc_ap(prec, rec, use_07_metric)
+    return {label: float(ap[label]) for label in range(1, num_classes)}
 
 
 def do_voc_evaluation(dataset, predictions, output_folder, logger=None):
