@@ -16,10 +16,10 @@ from .transforms import build_transforms
 
 
 def build_dataset(dataset_list, transforms, dataset_catalog=DatasetCatalog, is_train=True, exif_orientation=False,
-                  box_plus_one=1):
+                  plus_one=1):
     """One dataset per name of ``dataset_list`` (test) or their concatenation (train), the
     names looked up in ``dataset_catalog`` (paths_catalog.DatasetCatalog); ``exif_orientation``:
-    INPUT.EXIF_ORIENTATION; ``box_plus_one``: 1 or 0 as MODEL.LEGACY_PLUS_ONE."""
+    INPUT.EXIF_ORIENTATION; ``plus_one``: 1 or 0 as MODEL.LEGACY_PLUS_ONE."""
     if not isinstance(dataset_list, (list, tuple)) or not dataset_list:
         raise ValueError("DATASETS.{} must be a non-empty list of dataset names, got {!r}".format(
             "TRAIN" if is_train else "TEST", dataset_list))
@@ -31,7 +31,7 @@ def build_dataset(dataset_list, transforms, dataset_catalog=DatasetCatalog, is_t
             raise NotImplementedError("dataset {!r} needs {}, which atss_core does not have yet".format(
                 name, entry["factory"]))
         args = dict(entry["args"], transforms=transforms, skip_unreadable=is_train,
-                    exif_orientation=exif_orientation, box_plus_one=box_plus_one)
+                    exif_orientation=exif_orientation, plus_one=plus_one)
         if entry["factory"] == "COCODataset":
             args["remove_images_without_annotations"] = is_train
         datasets.append(factory(**args))
@@ -105,7 +105,7 @@ def make_data_loader(cfg, is_train=True, is_distributed=None, start_iter=0, seed
     bbox_aug = not is_train and cfg.TEST.BBOX_AUG.ENABLED  # the raw images go to engine/bbox_aug.py
     datasets = build_dataset(names, None if bbox_aug else build_transforms(cfg, is_train), is_train=is_train,
                              exif_orientation=cfg.INPUT.EXIF_ORIENTATION,
-                             box_plus_one=int(cfg.MODEL.LEGACY_PLUS_ONE))
+                             plus_one=int(cfg.MODEL.LEGACY_PLUS_ONE))
     collator = BBoxAugCollator() if bbox_aug else BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY)
     loaders = []
     for dataset, name in zip(datasets, [names] if is_train else names):

@@ -31,9 +31,9 @@ class COCODataset(torch.utils.data.Dataset):
     box are dropped; crowd boxes are never targets. Test datasets keep every image."""
 
     def __init__(self, ann_file, root, remove_images_without_annotations, transforms=None, skip_unreadable=False,
-                 exif_orientation=False, box_plus_one=1):
+                 exif_orientation=False, plus_one=1):
         self.exif_orientation = exif_orientation
-        self.box_plus_one = box_plus_one
+        self.plus_one = plus_one
         if not os.path.isfile(ann_file):
             raise FileNotFoundError("COCO annotation file not found: {}".format(ann_file))
         if not os.path.isdir(root):
@@ -75,7 +75,7 @@ class COCODataset(torch.utils.data.Dataset):
         anno = [obj for obj in self.coco.loadAnns(self.coco.getAnnIds(imgIds=info["id"], iscrowd=None))
                 if obj.get("iscrowd", 0) == 0]
         boxes = torch.as_tensor([obj["bbox"] for obj in anno], dtype=torch.float32).reshape(-1, 4)
-        target = BoxList(boxes, (info["width"], info["height"]), mode="xywh", plus_one=self.box_plus_one)
+        target = BoxList(boxes, (info["width"], info["height"]), mode="xywh", plus_one=self.plus_one)
         target = target.convert("xyxy")
         labels = [self.json_category_id_to_contiguous_id[obj["category_id"]] for obj in anno]
         target.add_field("labels", torch.tensor(labels, dtype=torch.int64))

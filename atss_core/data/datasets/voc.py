@@ -24,9 +24,9 @@ class PascalVOCDataset(torch.utils.data.Dataset):
     objects are dropped unless ``use_difficult`` (evaluation reads them from get_groundtruth)."""
 
     def __init__(self, data_dir, split, use_difficult=False, transforms=None, classes=None, skip_unreadable=False,
-                 exif_orientation=False, box_plus_one=1):
+                 exif_orientation=False, plus_one=1):
         self.exif_orientation = exif_orientation
-        self.box_plus_one = box_plus_one
+        self.plus_one = plus_one
         if not os.path.isdir(data_dir):
             raise FileNotFoundError("VOC dataset folder not found: {}".format(data_dir))
         self.root = data_dir
@@ -124,7 +124,7 @@ class PascalVOCDataset(torch.utils.data.Dataset):
         if unknown:
             raise ValueError("{}: classes {} are not in this dataset's classes".format(self.ids[index], unknown))
         target = BoxList(torch.tensor([o["box"] for o in objects], dtype=torch.float32).reshape(-1, 4),
-                         (anno["width"], anno["height"]), mode="xyxy", plus_one=self.box_plus_one)
+                         (anno["width"], anno["height"]), mode="xyxy", plus_one=self.plus_one)
         target.add_field("labels", torch.tensor([self.class_to_ind[o["name"]] for o in objects], dtype=torch.int64))
         target.add_field("difficult", torch.tensor([o["difficult"] for o in objects], dtype=torch.bool))
         return target

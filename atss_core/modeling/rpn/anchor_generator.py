@@ -80,22 +80,22 @@ class AnchorGenerator(nn.Module):
     forward."""
 
     def __init__(self, sizes=(128, 256, 512), aspect_ratios=(0.5, 1.0, 2.0), anchor_strides=(8, 16, 32),
-                 straddle_thresh=0, legacy_plus_one=True):
+                 straddle_thresh=0, plus_one=1):
         super().__init__()
-        if legacy_plus_one and len(anchor_strides) == 1:
+        if plus_one and len(anchor_strides) == 1:
             cell_anchors = [generate_anchors(anchor_strides[0], sizes, aspect_ratios).float()]
         else:
             if len(anchor_strides) != len(sizes):
                 raise ValueError("AnchorGenerator: {} strides but {} size groups".format(len(anchor_strides),
                                                                                          len(sizes)))
             sizes = [size if isinstance(size, (tuple, list)) else (size,) for size in sizes]
-            cell_anchors = [generate_anchors(stride, size, aspect_ratios).float() if legacy_plus_one
+            cell_anchors = [generate_anchors(stride, size, aspect_ratios).float() if plus_one
                             else generate_centred_anchors(size, aspect_ratios)
                             for stride, size in zip(anchor_strides, sizes)]
         self.strides = anchor_strides
         self.cell_anchors = BufferList(cell_anchors)
         self.straddle_thresh = straddle_thresh
-        self.plus_one = 1 if legacy_plus_one else 0
+        self.plus_one = 1 if plus_one else 0
         self._grid_cache = {}
         self._visibility_cache = {}
 
@@ -146,7 +146,7 @@ def num_anchors_per_location(config):
     return len(atss.ASPECT_RATIOS) * atss.SCALES_PER_OCTAVE
 
 
-def _octave_anchor_generator(keys, legacy_plus_one):
+def _octave_anchor_generator(keys, plus_one):
     """Per level, SCALES_PER_OCTAVE sizes spaced by OCTAVE ** (i / SCALES_PER_OCTAVE)
     (``keys``: MODEL.ATSS or MODEL.RETINANET)."""
     if len(keys.ANCHOR_STRIDES) != len(keys.ANCHOR_SIZES):
@@ -157,7 +157,7 @@ def _octave_anchor_generator(keys, legacy_plus_one):
         for size in keys.ANCHOR_SIZES
     )
     return AnchorGenerator(sizes, keys.ASPECT_RATIOS, keys.ANCHOR_STRIDES, keys.STRADDLE_THRESH,
-                           legacy_plus_one=legacy_plus_one)
+                           plus_one=plus_one)
 
 
 def make_anchor_generator(config):
@@ -173,9 +173,9 @@ def make_anchor_generator(config):
 
 def make_anchor_generator_retinanet(config):
     """RetinaNet's anchors (MODEL.RETINANET.*), as officially; the ATSS model does not use them."""
-    return _octave_anchor_generator(config.MODEL.RETINANET, legacy_plus_one=True)
+    return _octave_anchor_generator(config.MODEL.RETINANET, plus_one=1)
 
 
 def make_anchor_generator_atss(config):
     """ATSS anchors (MODEL.ATSS.*): per level, SCALES_PER_OCTAVE sizes spaced by OCTAVE ** (i / SCALES_PER_OCTAVE)."""
-    return _octave_anchor_generator(config.MODEL.ATSS, legacy_plus_one=config.MODEL.LEGACY_PLUS_ONE)
+    return _octave_anchor_generator(config.MODEL.ATSS, plus_one=int(config.MODEL.LEGACY_PLUS_ONE))
