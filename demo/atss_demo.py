@@ -14,7 +14,7 @@ import os
 
 import cv2
 
-from atss_core.config import cfg as default_cfg
+from atss_core.config import load_config
 from atss_core.data.datasets.image_io import list_images
 from atss_core.engine.predictor import ATSSDemo, detections_to_records, parse_class_names
 from atss_core.utils.cli import add_debug_flag, parse_with_overrides, run_cli
@@ -38,9 +38,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     images = list_images(args.input)
-    cfg = default_cfg.clone()
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts or [])
+    cfg = load_config(args.config_file, args.opts)
     names = parse_class_names(args.class_names)
     if args.onnx:
         from atss_core.export.predictor import ONNXDemo

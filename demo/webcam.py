@@ -12,7 +12,7 @@ import time
 
 import cv2
 
-from atss_core.config import cfg as default_cfg
+from atss_core.config import load_config
 from atss_core.data.datasets.image_io import open_video
 from atss_core.engine.predictor import ATSSDemo, parse_class_names
 from atss_core.utils.cli import add_debug_flag, parse_with_overrides, run_cli
@@ -39,9 +39,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.no_display and not args.output:
         raise ValueError("--no-display needs --output, or nothing would be shown or saved")
-    cfg = default_cfg.clone()
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts or [])
+    cfg = load_config(args.config_file, args.opts)
     names = parse_class_names(args.class_names)
     demo = ATSSDemo(cfg, weights=args.weights or None, confidence_threshold=args.confidence_threshold,
                     class_names=names)

@@ -11,7 +11,7 @@ onnxruntime and the eager model run on the same input and their agreement is pri
 import argparse
 import os
 
-from atss_core.config import cfg as default_cfg
+from atss_core.config import load_config
 from atss_core.export.onnx import build_model, check_export, export
 from atss_core.utils.cli import add_debug_flag, parse_size, parse_with_overrides, run_cli
 
@@ -31,10 +31,7 @@ def main(argv=None):
     args = parse_args(argv)
     size = parse_size(args.size)
     check_sizes = [parse_size(s) for s in args.check_sizes.split(",") if s]
-    cfg = default_cfg.clone()
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu"] + (args.opts or []))
-    cfg.freeze()
+    cfg = load_config(args.config_file, ["MODEL.DEVICE", "cpu"] + (args.opts or []), freeze=True)
     if not cfg.MODEL.WEIGHT:
         print("warning: MODEL.WEIGHT is empty: exporting randomly initialised weights")
     model = build_model(cfg)

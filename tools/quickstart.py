@@ -16,7 +16,7 @@ import time
 import cv2
 import torch
 
-from atss_core.config import cfg as default_cfg
+from atss_core.config import load_config
 from atss_core.data.build import make_data_loader
 from atss_core.data.synthetic import make_synthetic_dataset
 from atss_core.engine.defaults import train
@@ -71,11 +71,9 @@ def main():
 
     config_name, output_name, split_name, draw_scale = RUNS[args.data]
     os.chdir(ROOT)  # the configs name their data relative to the repository
-    cfg = default_cfg.clone()
-    cfg.merge_from_file(os.path.join(ROOT, "configs", "quickstart", config_name))
     output = args.output or os.path.join(ROOT, "output", output_name)
-    cfg.merge_from_list(["OUTPUT_DIR", output] + (args.opts or []))
-    cfg.freeze()
+    cfg = load_config(os.path.join(ROOT, "configs", "quickstart", config_name), ["OUTPUT_DIR", output] + (args.opts or []),
+                      freeze=True)
     logger = setup_logger("atss_core", cfg.OUTPUT_DIR, 0)
 
     if args.data == "synthetic" and not os.path.isfile(os.path.join(SYNTHETIC_DIR, "annotations",

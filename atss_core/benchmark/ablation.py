@@ -122,13 +122,11 @@ def plan_runs(config_file, output, cells, seeds, opts=(), launcher=None):
 
 def test_dataset(config_file, opts=()):
     """The first DATASETS.TEST entry of the base config with the overrides: the one reported."""
-    from atss_core.config import cfg as default_cfg
+    from atss_core.config import load_config
 
     if not os.path.isfile(config_file):
         raise FileNotFoundError("config file {} does not exist".format(config_file))
-    cfg = default_cfg.clone()
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+    cfg = load_config(config_file, opts)
     if not cfg.DATASETS.TEST:
         raise ValueError("DATASETS.TEST is empty: the ablation has nothing to report")
     return cfg.DATASETS.TEST[0]

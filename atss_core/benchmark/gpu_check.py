@@ -147,16 +147,14 @@ def training_losses(device, dtype, iterations, output_dir, seed=0):
     per-iteration history."""
     import logging
 
-    from atss_core.config import cfg as default_cfg
+    from atss_core.config import load_config
     from atss_core.data.synthetic import make_synthetic_dataset
     from atss_core.engine.defaults import train
 
     data = os.path.join(ROOT, "datasets", "synthetic")
     if not os.path.isfile(os.path.join(data, "annotations", "instances_train.json")):
         make_synthetic_dataset(data)
-    cfg = default_cfg.clone()
-    cfg.merge_from_file(QUICKSTART_CONFIG)
-    cfg.merge_from_list([
+    cfg = load_config(QUICKSTART_CONFIG, [
         "MODEL.DEVICE", device, "DTYPE", dtype, "SEED", seed, "SOLVER.MAX_ITER", iterations,
         "SOLVER.CHECKPOINT_PERIOD", 0, "OUTPUT_DIR", output_dir,
         "DATASETS.TRAIN", ("coco:{0}/train:{0}/annotations/instances_train.json".format(data),)])

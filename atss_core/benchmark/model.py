@@ -21,12 +21,10 @@ ATSS_CONFIG = os.path.join(ROOT, "configs", "atss", "atss_R_50_FPN_1x.yaml")
 
 # ---------------------------------------------------------------- models
 def build_atss(overrides=()):
-    from atss_core.config import cfg as default_cfg
+    from atss_core.config import load_config
     from atss_core.modeling.detector import build_detection_model
 
-    cfg = default_cfg.clone()
-    cfg.merge_from_file(ATSS_CONFIG)
-    cfg.merge_from_list(["MODEL.WEIGHT", "", "MODEL.DEVICE", "cpu"] + list(overrides))
+    cfg = load_config(ATSS_CONFIG, ["MODEL.WEIGHT", "", "MODEL.DEVICE", "cpu"] + list(overrides))
     torch.manual_seed(0)
     return cfg, build_detection_model(cfg)
 
@@ -363,19 +361,17 @@ def quickstart_training_case(iterations=60, skip=5):
     import logging
     import tempfile
 
-    from atss_core.config import cfg as default_cfg
+    from atss_core.config import load_config
     from atss_core.data.synthetic import make_synthetic_dataset
     from atss_core.engine.defaults import train
 
     with tempfile.TemporaryDirectory() as tmp:
         make_synthetic_dataset(os.path.join(tmp, "synthetic"), num_train=64, num_val=1)
-        cfg = default_cfg.clone()
-        cfg.merge_from_file(os.path.join(ROOT, "configs", "quickstart", "atss_R_18_synthetic.yaml"))
         data = os.path.join(tmp, "synthetic")
-        cfg.merge_from_list([
+        cfg = load_config(os.path.join(ROOT, "configs", "quickstart", "atss_R_18_synthetic.yaml"), [
             "DATASETS.TRAIN", ("coco:{0}/train:{0}/annotations/instances_train.json".format(data),),
-            "SOLVER.MAX_ITER", iterations, "SOLVER.CHECKPOINT_PERIOD", 0, "OUTPUT_DIR", os.path.join(tmp, "out")])
-        cfg.freeze()
+            "SOLVER.MAX_ITER", iterations, "SOLVER.CHECKPOINT_PERIOD", 0, "OUTPUT_DIR", os.path.join(tmp, "out")],
+            freeze=True)
         quiet = logging.getLogger("atss_core.benchmark.quickstart")
         quiet.setLevel(logging.WARNING)
         history = []

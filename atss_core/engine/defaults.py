@@ -1,7 +1,6 @@
 """What the commands do, as functions: train a model from a config (with the default hooks),
 evaluate it on DATASETS.TEST, and load the weights to evaluate. tools/train_net.py,
 tools/test_net.py and tools/quickstart.py call these after engine/launch.py's start-up."""
-import logging
 import os
 
 import torch

@@ -76,3 +76,15 @@ def test_quickstart_config_builds_a_small_model():
     model = build_detection_model(cfg)
     assert cfg.MODEL.DEVICE == "cpu" and cfg.MODEL.BACKBONE.CONV_BODY == "R-18-FPN-RETINANET"
     assert sum(p.numel() for p in model.parameters()) < 5e6
+
+
+def test_load_config_merges_a_copy_and_leaves_the_global_config_alone(tmp_path):
+    from atss_core.config import cfg as global_cfg
+    from atss_core.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("MODEL:\n  ATSS:\n    TOPK: 5\n")
+    loaded = load_config(str(path), ["MODEL.ATSS.NUM_CLASSES", 3], freeze=True)
+    assert (loaded.MODEL.ATSS.TOPK, loaded.MODEL.ATSS.NUM_CLASSES) == (5, 3)
+    assert (global_cfg.MODEL.ATSS.TOPK, global_cfg.MODEL.ATSS.NUM_CLASSES) == (9, 81)
+    assert loaded.is_frozen() and not load_config().is_frozen()
