@@ -15,6 +15,7 @@ medians and ratios ours / theirs (< 1 means we are faster).
 """
 import argparse
 import json
+import math
 import os
 import platform
 
@@ -22,7 +23,70 @@ import torch
 import torchvision
 
 from atss_core.benchmark import coco_eval, model, ops
+from atss_core.layers import nms
+from atss_core.structures import BoxList
+from atss_core.structures.boxlist_ops import box_iou_legacy, cat_boxlist, keep_top_detections
 from atss_core.utils.cli import add_debug_flag, parse_size, run_cli
+
+
+# The plain references the vectorised code is checked and timed against (--model); they live
+# here, not in the package, since nothing but the benchmark (and its test) runs them.
+def plain_assign_atss(anchors, counts, gt_boxes, topk):
+    """ATSS assignment one gt at a time, as plainly as possible (the reference for speed and output)."""
+    centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+    result = torch.full((anchors.shape[0],), -1, dtype=torch.int64)
+    best_iou = torch.full((anchors.shape[0],), -math.inf)
+    for g in range(gt_boxes.shape[0]):
+        gt = gt_boxes[g:g + 1]
+        ious = box_iou_legacy(anchors, gt)[:, 0]
+        gt_centre = (gt[0, :2] + gt[0, 2:]) / 2
+        distances = (centres - gt_centre).pow(2).sum(1).sqrt()
+        candidates, start = [], 0
+        for count in counts:
+            k = min(topk, count)
+            candidates.append(distances[start:start + count].topk(k, largest=False).indices + start)
+            start += count
+        candidates = torch.cat(candidates)
+        threshold = ious[candidates].mean() + ious[candidates].std()
+        ltrb = torch.cat([centres[candidates] - gt[0, :2], gt[0, 2:] - centres[candidates]], dim=1)
+        positive = candidates[(ious[candidates] >= threshold) & (ltrb.min(dim=1).values > 0.01)]
+        better = ious[positive] > best_iou[positive]
+        result[positive[better]] = g
+        best_iou[positive[better]] = ious[positive[better]]
+    return result
+
+
+
+def plain_postprocess(post, box_cls, box_regression, centerness, anchors):
+    """The post-processing of one image written plainly: per level, per class thresholds and
+    top-n, then NMS class by class and the k-th-value cap (the reference for speed and output)."""
+    boxes, scores, labels = [], [], []
+    for cls, reg, ctr, level in zip(box_cls, box_regression, centerness, anchors[0]):
+        _, channels, height, width = cls.shape
+        per_anchor = reg.shape[1] // 4
+        classes = channels // per_anchor
+        cls = cls[0].reshape(per_anchor, classes, height, width).permute(2, 3, 0, 1).reshape(-1, classes).sigmoid()
+        reg = reg[0].reshape(per_anchor, 4, height, width).permute(2, 3, 0, 1).reshape(-1, 4)
+        ctr = ctr[0].reshape(per_anchor, 1, height, width).permute(2, 3, 0, 1).reshape(-1).sigmoid()
+        candidates = cls > post.pre_nms_thresh
+        combined = (cls * ctr[:, None])[candidates]
+        top = combined.topk(min(int(candidates.sum()), post.pre_nms_top_n), sorted=False)
+        where = candidates.nonzero()[top.indices]
+        boxes.append(post.box_coder.decode(reg[where[:, 0]], level.bbox[where[:, 0]]))
+        scores.append(top.values.sqrt())
+        labels.append(where[:, 1] + 1)
+    image_size = anchors[0][0].size
+    merged = BoxList(torch.cat(boxes), image_size).clip_to_image(remove_empty=False)
+    merged.add_field("scores", torch.cat(scores))
+    merged.add_field("labels", torch.cat(labels))
+    kept = []
+    for label in merged.get_field("labels").unique().tolist():
+        of_class = merged[(merged.get_field("labels") == label).nonzero().squeeze(1)]
+        kept.append(of_class[nms(of_class.bbox, of_class.get_field("scores"), post.nms_thresh)])
+    return keep_top_detections(cat_boxlist(kept), post.fpn_post_nms_top_n)
+
+
+PLAIN_REFERENCES = {"assignment": plain_assign_atss, "postprocessing": plain_postprocess}
 
 
 def parse_args(argv=None):
@@ -70,7 +134,7 @@ def coco_eval_main(args):
 def model_main(args):
     repeats = args.repeats or 3  # the model cases take seconds each
     results = model.run_model_suite([parse_size(s) for s in args.sizes], args.warmup, repeats,
-                                    parse_size(args.train_size), skip_training=args.skip_training,
+                                    parse_size(args.train_size), PLAIN_REFERENCES, skip_training=args.skip_training,
                                     evaluation=args.evaluation)
     print(model.format_table(results))
     report = dict(suite="model", device="cpu", device_name=platform.processor() or "cpu",

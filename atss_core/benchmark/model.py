@@ -174,34 +174,9 @@ def limits_case(warmup, repeats):
             "bf16_limit": max(gflops["matmul_bfloat16"], gflops["conv_bfloat16"])}
 
 
-def _assign_atss_loop(anchors, counts, gt_boxes, topk):
-    """ATSS assignment one gt at a time, as plainly as possible (the reference for speed and output)."""
-    from atss_core.structures.boxlist_ops import box_iou_legacy
-
-    centres = (anchors[:, :2] + anchors[:, 2:]) / 2
-    result = torch.full((anchors.shape[0],), -1, dtype=torch.int64)
-    best_iou = torch.full((anchors.shape[0],), -math.inf)
-    for g in range(gt_boxes.shape[0]):
-        gt = gt_boxes[g:g + 1]
-        ious = box_iou_legacy(anchors, gt)[:, 0]
-        gt_centre = (gt[0, :2] + gt[0, 2:]) / 2
-        distances = (centres - gt_centre).pow(2).sum(1).sqrt()
-        candidates, start = [], 0
-        for count in counts:
-            k = min(topk, count)
-            candidates.append(distances[start:start + count].topk(k, largest=False).indices + start)
-            start += count
-        candidates = torch.cat(candidates)
-        threshold = ious[candidates].mean() + ious[candidates].std()
-        ltrb = torch.cat([centres[candidates] - gt[0, :2], gt[0, 2:] - centres[candidates]], dim=1)
-        positive = candidates[(ious[candidates] >= threshold) & (ltrb.min(dim=1).values > 0.01)]
-        better = ious[positive] > best_iou[positive]
-        result[positive[better]] = g
-        best_iou[positive[better]] = ious[positive[better]]
-    return result
-
-
-def assignment_case(warmup, repeats, num_gt=100):
+def assignment_case(warmup, repeats, reference, num_gt=100):
+    """ATSS assignment at 800x1333 against ``reference(anchors, counts, gt_boxes, topk)`` (a plain
+    per-gt loop, tools/benchmark.py: plain_assign_atss); identical outputs asserted."""
     from atss_core.modeling.rpn.atss.assigners import assign_atss
     from atss_core.structures import to_image_list
 
@@ -214,49 +189,17 @@ def assignment_case(warmup, repeats, num_gt=100):
     counts = [len(level) for level in levels]
     gt_boxes, _ = random_boxes(num_gt, 800, 1333)
     topk = cfg.MODEL.ATSS.TOPK
+
     def vectorised():
         return assign_atss(anchors=anchors, num_anchors_per_level=counts, gt_boxes=gt_boxes, topk=topk)
 
-    looped = _assign_atss_loop(anchors, counts, gt_boxes, topk)
+    looped = reference(anchors, counts, gt_boxes, topk)
     if not torch.equal(vectorised(), looped):
         raise AssertionError("vectorised ATSS assignment differs from the per-gt loop")
     seconds = interleaved_medians({"atss_core": vectorised,
-                                   "plain_loop": lambda: _assign_atss_loop(anchors, counts, gt_boxes, topk)},
+                                   "plain_loop": lambda: reference(anchors, counts, gt_boxes, topk)},
                                   warmup, repeats)
     return {"case": "ATSS assignment, {} gts, {} anchors".format(num_gt, anchors.shape[0]), "seconds": seconds}
-
-
-def _postprocess_loop(post, box_cls, box_regression, centerness, anchors):
-    """The post-processing of one image written plainly: per level, per class thresholds and
-    top-n, then NMS class by class and the k-th-value cap (the reference for speed and output)."""
-    from atss_core.layers import nms
-    from atss_core.structures import BoxList
-    from atss_core.structures.boxlist_ops import cat_boxlist, keep_top_detections
-
-    boxes, scores, labels = [], [], []
-    for cls, reg, ctr, level in zip(box_cls, box_regression, centerness, anchors[0]):
-        _, channels, height, width = cls.shape
-        per_anchor = reg.shape[1] // 4
-        classes = channels // per_anchor
-        cls = cls[0].reshape(per_anchor, classes, height, width).permute(2, 3, 0, 1).reshape(-1, classes).sigmoid()
-        reg = reg[0].reshape(per_anchor, 4, height, width).permute(2, 3, 0, 1).reshape(-1, 4)
-        ctr = ctr[0].reshape(per_anchor, 1, height, width).permute(2, 3, 0, 1).reshape(-1).sigmoid()
-        candidates = cls > post.pre_nms_thresh
-        combined = (cls * ctr[:, None])[candidates]
-        top = combined.topk(min(int(candidates.sum()), post.pre_nms_top_n), sorted=False)
-        where = candidates.nonzero()[top.indices]
-        boxes.append(post.box_coder.decode(reg[where[:, 0]], level.bbox[where[:, 0]]))
-        scores.append(top.values.sqrt())
-        labels.append(where[:, 1] + 1)
-    image_size = anchors[0][0].size
-    merged = BoxList(torch.cat(boxes), image_size).clip_to_image(remove_empty=False)
-    merged.add_field("scores", torch.cat(scores))
-    merged.add_field("labels", torch.cat(labels))
-    kept = []
-    for label in merged.get_field("labels").unique().tolist():
-        of_class = merged[(merged.get_field("labels") == label).nonzero().squeeze(1)]
-        kept.append(of_class[nms(of_class.bbox, of_class.get_field("scores"), post.nms_thresh)])
-    return keep_top_detections(cat_boxlist(kept), post.fpn_post_nms_top_n)
 
 
 def _detection_set(boxlist):
@@ -265,9 +208,10 @@ def _detection_set(boxlist):
     return rows[torch.argsort(rows[:, 1] * 1000 + rows[:, 0], descending=True)]
 
 
-def postprocessing_case(warmup, repeats):
+def postprocessing_case(warmup, repeats, reference):
     """ATSSPostProcessor on synthetic head outputs of an 800x1333 image (many candidates),
-    against the plain loop; identical detections asserted."""
+    against ``reference(post, box_cls, box_regression, centerness, anchors)`` (a plain loop,
+    tools/benchmark.py: plain_postprocess); identical detections asserted."""
     from atss_core.structures import to_image_list
 
     cfg, atss = build_atss()
@@ -281,12 +225,12 @@ def postprocessing_case(warmup, repeats):
     centerness = [torch.randn(1, 1, h, w, generator=g) for h, w in shapes]
     anchors = atss.rpn.anchor_generator(images, [torch.zeros(1, 1, h, w) for h, w in shapes])
     ours = post(box_cls, box_regression, centerness, anchors)[0]
-    looped = _postprocess_loop(post, box_cls, box_regression, centerness, anchors)
+    looped = reference(post, box_cls, box_regression, centerness, anchors)
     if not torch.equal(_detection_set(ours), _detection_set(looped)):
         raise AssertionError("ATSSPostProcessor differs from the plain loop")
     seconds = interleaved_medians(
         {"atss_core": lambda: post(box_cls, box_regression, centerness, anchors),
-         "plain_loop": lambda: _postprocess_loop(post, box_cls, box_regression, centerness, anchors)},
+         "plain_loop": lambda: reference(post, box_cls, box_regression, centerness, anchors)},
         warmup, repeats)
     return {"case": "post-processing, 80 classes, 800x1333", "seconds": seconds}
 
@@ -384,14 +328,16 @@ def quickstart_training_case(iterations=60, skip=5):
                            "iterations": len(steady)}}
 
 
-def run_model_suite(sizes, warmup, repeats, train_size, skip_training=False, evaluation=False):
+def run_model_suite(sizes, warmup, repeats, train_size, references, skip_training=False, evaluation=False):
+    """``references``: {"assignment": ..., "postprocessing": ...}, the plain loops the vectorised
+    code is checked and timed against (tools/benchmark.py holds them)."""
     results = [limits_case(warmup, repeats)]
     for height, width in sizes:
         results.append(inference_case(height, width, warmup, repeats))
     if not skip_training:
         results.append(training_case(train_size[0], train_size[1], 1, max(repeats // 2, 1)))
-    results.append(assignment_case(warmup, repeats))
-    results.append(postprocessing_case(warmup, repeats))
+    results.append(assignment_case(warmup, repeats, references["assignment"]))
+    results.append(postprocessing_case(warmup, repeats, references["postprocessing"]))
     results.append(onnx_case(sizes[0][0], sizes[0][1], warmup, repeats))
     if evaluation:
         results.append(evaluation_case())

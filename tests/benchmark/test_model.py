@@ -1,18 +1,31 @@
 """The model benchmark's own logic: the assignment case checks its loop reference, and the
 README table is generated from a report."""
-import pytest
+import importlib.util
+import os
 
+import pytest
 
 from atss_core.benchmark import model as benchmark_model
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def benchmark_script():
+    """tools/benchmark.py, which holds the plain references."""
+    spec = importlib.util.spec_from_file_location("benchmark_script", os.path.join(ROOT, "tools", "benchmark.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 def test_assignment_case_agrees_with_the_per_gt_loop():
-    result = benchmark_model.assignment_case(warmup=0, repeats=1, num_gt=20)
+    reference = benchmark_script().plain_assign_atss
+    result = benchmark_model.assignment_case(warmup=0, repeats=1, reference=reference, num_gt=20)
     assert set(result["seconds"]) == {"atss_core", "plain_loop"}  # the case asserts identical outputs
 
 
 def test_postprocessing_case_agrees_with_the_plain_loop():
-    result = benchmark_model.postprocessing_case(warmup=0, repeats=1)
+    result = benchmark_model.postprocessing_case(warmup=0, repeats=1, reference=benchmark_script().plain_postprocess)
     assert result["seconds"]["plain_loop"] > 0  # the case asserts identical detections
 
 
