@@ -106,7 +106,7 @@ def inference(model, data_loader, dataset_name, iou_types=("bbox",), box_only=Fa
     """:func:`predict`, then :func:`evaluate_predictions` on the main process: its report there,
     None elsewhere. The official parameters: ``iou_types`` ("bbox" only) and ``box_only``
     (False: an ATSS model makes no proposals) are checked; ``device`` None is the model's;
-    ``expected_results`` [(task, metric, mean, std)] are checked within
+    ``expected_results`` [(task, metric, (mean, std))] are checked within
     ``expected_results_sigma_tol`` std and logged (COCO)."""
     check_box_evaluation(box_only, iou_types)
     if device is None:

@@ -28,6 +28,8 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
     (engine/precision.py). Returns the TrainState (its ``meters`` hold the smoothed losses).
     A hook ends training early by raising (e.g. TrainingStopped)."""
     if hooks is None:
+        if checkpointer is None:
+            raise ValueError("do_train needs a checkpointer for its default hooks, or the hooks to run")
         hooks = default_hooks(checkpointer, checkpoint_period)
     start_iter = arguments["iteration"]
     model.train()

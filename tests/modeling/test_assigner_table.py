@@ -91,3 +91,18 @@ def test_rpn_heads_registry_keeps_the_official_single_conv_head():
     logits, deltas = head([torch.rand(2, 16, 8, 10), torch.rand(2, 16, 4, 5)])
     assert [tuple(t.shape) for t in logits] == [(2, 3, 8, 10), (2, 3, 4, 5)]
     assert [tuple(t.shape) for t in deltas] == [(2, 12, 8, 10), (2, 12, 4, 5)]
+
+
+def test_ssc_breaks_ties_with_the_targets_own_areas():
+    """Targets in the +1 convention under MODEL.LEGACY_PLUS_ONE False: SSC's smallest-gt tie-break
+    uses the targets' BoxList.area() (as before the assigners became plain functions), not areas
+    recomputed in the loss's convention, which order these two gts the other way."""
+    cfg = default_cfg.clone()
+    cfg.merge_from_list(["MODEL.ATSS.POSITIVE_TYPE", "SSC", "MODEL.LEGACY_PLUS_ONE", False])
+    loss = make_atss_loss_evaluator(cfg, BoxCoder(cfg))
+    anchors = torch.tensor([[0.0, 1.0, 1.0, 3.0]])  # centre (0.5, 2), inside both gts
+    gt_boxes = torch.tensor([[0.0, 0.0, 1.0, 10.0], [0.0, 0.0, 3.0, 4.0]])  # +1 areas 22 and 20; plain 10 and 12
+    targets = BoxList(gt_boxes, (20, 20), plus_one=1)
+    targets.add_field("labels", torch.tensor([1, 2]))
+    assert loss._assign(anchors, [1], targets).tolist() == [1]
+    assert assign_ssc(anchors=anchors, num_anchors_per_level=[1], gt_boxes=gt_boxes, plus_one=0).tolist() == [0]

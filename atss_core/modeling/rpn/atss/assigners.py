@@ -3,10 +3,12 @@ vectorised over anchors and gts, all with one keyword signature
 
     assigner(anchors=[A, 4], num_anchors_per_level=[int, ...], gt_boxes=[G, 4] xyxy, topk=int,
              num_anchors_per_location=int, fg_iou_threshold=float, bg_iou_threshold=float,
-             plus_one=1 or 0) -> [A] int64: gt index, BACKGROUND or IGNORE
+             plus_one=1 or 0, gt_areas=[G] or None) -> [A] int64: gt index, BACKGROUND or IGNORE
 
 (each takes every keyword and uses those its rule needs), looked up by name in ASSIGNERS.
-``plus_one`` is the box convention (MODEL.LEGACY_PLUS_ONE) of the IoUs and areas. The loss
+``plus_one`` is the box convention (MODEL.LEGACY_PLUS_ONE) of the IoUs; ``gt_areas`` (the
+targets' BoxList.area(), in their own convention) break SSC's ties, computed from the boxes in
+``plus_one``'s convention when None. The loss
 calls them through :func:`assign`; nothing here reads the config.
 """
 import torch
@@ -55,7 +57,7 @@ def _best_positive_gt(ious, is_pos):
 
 
 def assign_atss(*, anchors, num_anchors_per_level, gt_boxes, topk, num_anchors_per_location=1,
-                fg_iou_threshold=None, bg_iou_threshold=None, plus_one=TO_REMOVE):
+                fg_iou_threshold=None, bg_iou_threshold=None, plus_one=TO_REMOVE, gt_areas=None):
     """Adaptive training sample selection.
 
     Per level, the ``topk`` x ``num_anchors_per_location`` anchors whose centres are nearest
@@ -90,7 +92,7 @@ def assign_atss(*, anchors, num_anchors_per_level, gt_boxes, topk, num_anchors_p
 
 
 def assign_topk(*, anchors, num_anchors_per_level=None, gt_boxes, topk, num_anchors_per_location=1,
-                fg_iou_threshold=None, bg_iou_threshold=None, plus_one=TO_REMOVE):
+                fg_iou_threshold=None, bg_iou_threshold=None, plus_one=TO_REMOVE, gt_areas=None):
     """The ``topk`` anchors of highest IoU (ties broken by centre distance) with centres inside
     the gt, over all levels at once."""
     ious = box_iou_legacy(anchors, gt_boxes, plus_one)
@@ -106,14 +108,15 @@ def assign_topk(*, anchors, num_anchors_per_level=None, gt_boxes, topk, num_anch
 
 
 def assign_ssc(*, anchors, num_anchors_per_level, gt_boxes, topk=None, num_anchors_per_location=1,
-               fg_iou_threshold=None, bg_iou_threshold=None, plus_one=TO_REMOVE):
+               fg_iou_threshold=None, bg_iou_threshold=None, plus_one=TO_REMOVE, gt_areas=None):
     """FCOS's spatial and scale constraints: the anchor centre inside the gt and the gt's largest
-    distance from it within the level's size range; ties go to the smallest gt (areas in the
-    ``plus_one`` convention, as BoxList.area)."""
+    distance from it within the level's size range; ties go to the smallest gt (``gt_areas``,
+    else the areas in the ``plus_one`` convention)."""
     points = box_centres(anchors)
     sizes = torch.cat([points.new_tensor(SSC_OBJECT_SIZES[level]).expand(count, 2)
                        for level, count in enumerate(num_anchors_per_level)], dim=0)
-    gt_areas = (gt_boxes[:, 2] - gt_boxes[:, 0] + plus_one) * (gt_boxes[:, 3] - gt_boxes[:, 1] + plus_one)
+    if gt_areas is None:
+        gt_areas = (gt_boxes[:, 2] - gt_boxes[:, 0] + plus_one) * (gt_boxes[:, 3] - gt_boxes[:, 1] + plus_one)
     ltrb = _ltrb(points[:, None, :], gt_boxes)  # [A, G, 4]
     inside = ltrb.min(dim=2).values > 0.01
     largest = ltrb.max(dim=2).values
@@ -125,7 +128,7 @@ def assign_ssc(*, anchors, num_anchors_per_level, gt_boxes, topk=None, num_ancho
 
 
 def assign_iou(*, anchors, num_anchors_per_level=None, gt_boxes, topk=None, num_anchors_per_location=1,
-               fg_iou_threshold, bg_iou_threshold, plus_one=TO_REMOVE):
+               fg_iou_threshold, bg_iou_threshold, plus_one=TO_REMOVE, gt_areas=None):
     """Max-IoU assignment (``fg_iou_threshold``/``bg_iou_threshold``, low-quality matches
     kept); positives whose anchor centre is outside their gt and anchors between the
     thresholds are ignored."""

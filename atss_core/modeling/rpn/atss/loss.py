@@ -94,7 +94,8 @@ class ATSSLossComputation:
         focal_gamma, focal_alpha = settings.focal_gamma, settings.focal_alpha
         self.cls_loss_func = SigmoidFocalLoss(focal_gamma, focal_alpha)
         self.centerness_loss_func = nn.BCEWithLogitsLoss(reduction="sum")
-        self.matcher = Matcher(settings.fg_iou_threshold, settings.bg_iou_threshold, True)  # the official attribute (unused)
+        # the official attribute; the IoU assigner builds its own from the same thresholds
+        self.matcher = Matcher(settings.fg_iou_threshold, settings.bg_iou_threshold, True)
         self.box_coder = box_coder
         self.plus_one = box_coder.plus_one  # the assigners' IoU follows the box convention (MODEL.LEGACY_PLUS_ONE)
 
@@ -108,7 +109,8 @@ class ATSSLossComputation:
         return assign(s.positive_type, anchors=anchors, num_anchors_per_level=counts,
                       gt_boxes=targets_per_image.convert("xyxy").bbox, topk=s.topk,
                       num_anchors_per_location=s.num_anchors_per_location, fg_iou_threshold=s.fg_iou_threshold,
-                      bg_iou_threshold=s.bg_iou_threshold, plus_one=self.plus_one)
+                      bg_iou_threshold=s.bg_iou_threshold, plus_one=self.plus_one,
+                      gt_areas=targets_per_image.area())
 
     def _targets(self, targets, anchor_boxes_per_image, anchor_counts):
         """Per image: labels [A] (0 background, -1 ignore, else class) and the matched gt boxes [A, 4]."""
