@@ -7,7 +7,7 @@ import torch
 
 from atss_core.config.paths_catalog import dataset_folder_name
 from atss_core.data.build import make_data_loader
-from atss_core.engine.hooks import default_hooks  # noqa: F401  (also imported from here)
+from atss_core.engine.hooks import default_hooks
 from atss_core.engine.inference import evaluate_predictions, predict
 from atss_core.engine.precision import check_dtype
 from atss_core.engine.trainer import do_train

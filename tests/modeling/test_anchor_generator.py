@@ -76,3 +76,10 @@ def test_traced_anchor_grid_follows_the_feature_size_as_the_generator_does():
             shift_y = torch.arange(0, height * stride, step=stride, dtype=torch.float32).repeat_interleave(width)
             official = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=1)[:, None, :] + cell[None, :, :]
             assert torch.equal(expected, official.reshape(-1, 4))
+
+
+def test_mismatched_anchor_levels_name_the_config_keys():
+    cfg = default_cfg.clone()
+    cfg.merge_from_list(["MODEL.ATSS.ANCHOR_STRIDES", (8, 16)])
+    with pytest.raises(ValueError, match=r"MODEL\.ATSS\.ANCHOR_STRIDES \(\(8, 16\)\) and ANCHOR_SIZES"):
+        make_anchor_generator_atss(cfg)

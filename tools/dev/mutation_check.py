@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 GOLDEN = "tests/golden"
 CODER = "atss_core/modeling/rpn/atss/atss.py"  # the ATSS coder; modeling/box_coder.py is the R-CNN one
+RCNN_CODER = "atss_core/modeling/box_coder.py"  # also holds the dw/dh clip both coders use
 ANCHORS = "atss_core/modeling/rpn/anchor_generator.py"
 LOSS = "atss_core/modeling/rpn/atss/loss.py"
 ASSIGN = "atss_core/modeling/rpn/atss/assigners.py"
@@ -74,7 +75,7 @@ MUTANTS = [
     ("coder-weights", CODER, "BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)", "BOX_WEIGHTS = (10.0, 10.0, 10.0, 10.0)", MODEL_TESTS),
     ("coder-to-remove", CODER, "plus_one = 1 if cfg.MODEL.LEGACY_PLUS_ONE else 0", "plus_one = 0", MODEL_TESTS),
     ("coder-decode-half", CODER, "ctr_x - 0.5 * (w - 1)", "ctr_x - 0.5 * w", MODEL_TESTS),
-    ("coder-clip", CODER, "BBOX_XFORM_CLIP = math.log(1000.0 / 16)", "BBOX_XFORM_CLIP = math.log(1000.0 / 8)",
+    ("coder-clip", RCNN_CODER, "BBOX_XFORM_CLIP = math.log(1000.0 / 16)", "BBOX_XFORM_CLIP = math.log(1000.0 / 8)",
      MODEL_TESTS),
     ("coder-point-unit", CODER, "float(atss.ANCHOR_SIZES[0]) / float(atss.ANCHOR_STRIDES[0])", "1.0", MODEL_TESTS),
     # anchors

