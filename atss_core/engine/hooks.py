@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from atss_core.utils.cli import CommandError
 from atss_core.utils.comm import get_rank, get_world_size, synchronize
+from atss_core.utils.logger import progress_bar_wanted
 from atss_core.utils.metric_logger import MetricLogger
 from atss_core.utils.stop_signals import StopRequest
 
@@ -134,7 +135,7 @@ class Progress(HookBase):
         self.logger.info("start training at iteration %d of %d (%d process(es))", state.start_iter, state.max_iter,
                          get_world_size())
         self.bar = tqdm(total=state.max_iter, initial=state.start_iter, desc="training", unit="it",
-                        disable=not (self.progress and get_rank() == 0))
+                        disable=not progress_bar_wanted(self.progress and get_rank() == 0))
         self.start = time.time()
 
     def after_loss(self, state):

@@ -12,6 +12,7 @@ from atss_core.data.datasets.evaluation.coco.coco_eval import check_box_evaluati
 from atss_core.engine.bbox_aug import im_detect_bbox_aug
 from atss_core.engine.precision import autocast_context
 from atss_core.utils.comm import all_gather, is_main_process, synchronize
+from atss_core.utils.logger import progress_bar_wanted
 
 
 def compute_on_dataset(model, data_loader, device, timer=None, show_progress=True, use_amp=False, bbox_aug_cfg=None,
@@ -25,8 +26,11 @@ def compute_on_dataset(model, data_loader, device, timer=None, show_progress=Tru
     cpu = torch.device("cpu")
     data_seconds = model_seconds = 0.0
     start = time.perf_counter()
-    for images, _, indices in tqdm(data_loader, disable=not (show_progress and is_main_process()),
-                                   desc="inference", unit="batch"):
+    bar = progress_bar_wanted(show_progress and is_main_process())
+    # without a bar (a redirected log), a plain line about every tenth of the batches
+    line_every = max(len(data_loader) // 10, 1) if show_progress and is_main_process() and not bar else 0
+    for batch, (images, _, indices) in enumerate(tqdm(data_loader, disable=not bar, desc="inference", unit="batch"),
+                                                 1):
         loaded = time.perf_counter()
         if timer is not None:
             timer.tic()
@@ -41,6 +45,8 @@ def compute_on_dataset(model, data_loader, device, timer=None, show_progress=Tru
         data_seconds += loaded - start
         start = time.perf_counter()
         model_seconds += start - loaded
+        if line_every and (batch % line_every == 0 or batch == len(data_loader)):
+            logging.getLogger("atss_core.inference").info("inference: %d of %d batches done", batch, len(data_loader))
     if timings is not None:
         timings.update(data=data_seconds, model=model_seconds)
     return results

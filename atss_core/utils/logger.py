@@ -4,6 +4,14 @@ import os
 import sys
 
 
+def progress_bar_wanted(requested=True, stream=None):
+    """Whether to draw a live tqdm bar: when asked for and ``stream`` (tqdm's, stderr) is a
+    terminal; redirected to a file, its carriage returns would make one unreadable line, and the
+    caller writes plain lines instead."""
+    stream = sys.stderr if stream is None else stream
+    return bool(requested) and stream.isatty()
+
+
 def setup_logger(name, save_dir, distributed_rank, filename="log.txt"):
     """Only rank 0 logs; it writes to stdout and, when ``save_dir`` is set, to save_dir/filename."""
     logger = logging.getLogger(name)

@@ -29,6 +29,8 @@ import zipfile
 
 from tqdm import tqdm
 
+from atss_core.utils.logger import progress_bar_wanted
+
 OFFLINE_ENV = "ATSS_OFFLINE"
 TIMEOUT_ENV = "ATSS_DOWNLOAD_TIMEOUT"
 RETRIES_ENV = "ATSS_DOWNLOAD_RETRIES"
@@ -245,7 +247,7 @@ class _Progress:
         self.name, self.total, self.done = name, total, initial
         self.start, self.start_bytes = time.time(), initial
         self.bar = tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
-                        disable=not sys.stderr.isatty())
+                        disable=not progress_bar_wanted())
         self.next_quarter = (4 * initial // total + 1) if total else None
         if self.bar.disable:
             _say("downloading {} ({}){}".format(name, _megabytes(total) if total else "size unknown",
