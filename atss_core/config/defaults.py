@@ -349,3 +349,41 @@ _C.INPUT.RESIZE_STYLE = "official"
 # apply the EXIF orientation when decoding (OpenCV's default, mmdetection); the official code
 # (PIL) ignores it, as do COCO's boxes
 _C.INPUT.EXIF_ORIENTATION = False
+# ---- Training workflow (engine/validation.py, solver/build.py, engine/ema.py); all off by default
+# evaluation during training on DATASETS.VAL (DATASETS.TEST when empty): a split kept apart from
+# the final test set, so that choosing the best checkpoint does not peek at the reported numbers
+_C.DATASETS.VAL = ()
+# every N iterations and at the end: evaluate, append the figures to OUTPUT_DIR/metrics.json and
+# keep OUTPUT_DIR/model_best.pth; 0: off (evaluation once, after training, on DATASETS.TEST)
+_C.SOLVER.TEST_PERIOD = 0
+# the figure model_best.pth maximises: a metric of the first validation dataset ("AP", "AP50",
+# "mAP" for VOC, "AP-<class name>") or "<dataset>/<metric>"; a leading "-": lower is better
+_C.SOLVER.BEST_METRIC = "AP"
+# "SGD" (the official optimiser, with MOMENTUM) or "AdamW" (with BETAS, decoupled weight decay)
+_C.SOLVER.OPTIMIZER = "SGD"
+_C.SOLVER.BETAS = (0.9, 0.999)
+# weight decay of normalisation-layer weights (GroupNorm, BatchNorm); negative: WEIGHT_DECAY, as
+# officially. Biases keep WEIGHT_DECAY_BIAS and BIAS_LR_FACTOR
+_C.SOLVER.WEIGHT_DECAY_NORM = -1.0
+# "WarmupMultiStepLR" (official: STEPS, GAMMA) or "WarmupCosineLR" (from BASE_LR after the
+# warm-up down to BASE_LR_END at MAX_ITER)
+_C.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"
+_C.SOLVER.BASE_LR_END = 0.0
+# gradient clipping before each step (after the float16 loss scale is removed): "value" clamps
+# every gradient element to +-CLIP_VALUE; "norm" scales all gradients together so that their
+# NORM_TYPE-norm is at most CLIP_VALUE (torch.nn.utils.clip_grad_norm_, as mmdetection's grad_clip)
+_C.SOLVER.CLIP_GRADIENTS = CN()
+_C.SOLVER.CLIP_GRADIENTS.ENABLED = False
+_C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "value"
+_C.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 1.0
+_C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
+# each iteration's SOLVER.IMS_PER_BATCH runs as this many forward/backward passes before one
+# optimiser step, the loss normalised over the whole batch: the same step in less memory
+_C.SOLVER.ACCUMULATE_STEPS = 1
+# an exponential moving average of the weights, updated after every step with the decay
+# DECAY * (1 - exp(-updates / WARMUP_ITERS)) (YOLOX's warm-up); evaluations during and after
+# training and model_best.pth use the averaged weights
+_C.MODEL.EMA = CN()
+_C.MODEL.EMA.ENABLED = False
+_C.MODEL.EMA.DECAY = 0.9998
+_C.MODEL.EMA.WARMUP_ITERS = 2000

@@ -87,11 +87,12 @@ def check_num_classes(dataset, name, num_classes):
                          "MODEL.ATSS.NUM_CLASSES {}".format(name, count, num_classes, count + 1))
 
 
-def make_data_loader(cfg, is_train=True, is_distributed=None, start_iter=0, seed=0):
+def make_data_loader(cfg, is_train=True, is_distributed=None, start_iter=0, seed=0, dataset_names=None):
     """Training: one iteration-based loader over the concatenated DATASETS.TRAIN, resuming at
     ``start_iter``, its order and every sample's random transforms drawn from ``seed``.
     Test: one loader per DATASETS.TEST entry, in dataset order. ``is_distributed``: each process
-    reads its shard (True) or all images (False); None follows the process group."""
+    reads its shard (True) or all images (False); None follows the process group.
+    ``dataset_names``: test loaders for these instead of DATASETS.TEST (e.g. DATASETS.VAL)."""
     logger = logging.getLogger(__name__)
     if is_distributed is None:
         is_distributed = get_world_size() > 1
@@ -101,7 +102,7 @@ def make_data_loader(cfg, is_train=True, is_distributed=None, start_iter=0, seed
     else:
         per_process = images_per_process(cfg.TEST.IMS_PER_BATCH, "TEST.IMS_PER_BATCH")
         num_iters, shuffle, start_iter = None, False, 0
-    names = cfg.DATASETS.TRAIN if is_train else cfg.DATASETS.TEST
+    names = cfg.DATASETS.TRAIN if is_train else (cfg.DATASETS.TEST if dataset_names is None else dataset_names)
     bbox_aug = not is_train and cfg.TEST.BBOX_AUG.ENABLED  # the raw images go to engine/bbox_aug.py
     datasets = build_dataset(names, None if bbox_aug else build_transforms(cfg, is_train), is_train=is_train,
                              exif_orientation=cfg.INPUT.EXIF_ORIENTATION,

@@ -50,6 +50,9 @@ class TrainState:
         self.signal_received = None  # the stop signal this process received (StopSignals sets it)
         self.stop_requested = False  # a stop signal reached some process: all stop after this step
         self.meters = MetricLogger(delimiter="  ")  # smoothed losses and times (Progress fills them)
+        self.grad_norm = None  # the gradients' total norm before clipping (SOLVER.CLIP_GRADIENTS)
+        # {name: function returning a state}: saved into arguments[name] with every checkpoint
+        self.checkpoint_state = {}
 
     def loss_values(self):
         return {name: float(value) for name, value in self.losses.items()}
@@ -185,6 +188,43 @@ class Tracking(HookBase):
                                                         memory_mb=peak_memory_mb(state.device)))
 
 
+class EMAUpdate(HookBase):
+    """Updates the moving average of the weights (engine/ema.py) after every step; its state
+    goes into every checkpoint under "ema"."""
+
+    def __init__(self, ema):
+        self.ema = ema
+
+    def before_train(self, state):
+        state.checkpoint_state["ema"] = self.ema.state_dict
+
+    def after_step(self, state):
+        self.ema.update(state.model)
+
+
+class MetricsLog(HookBase):
+    """Every ``period`` iterations (and the last), a line of training scalars in metrics.json
+    (utils/metrics_file.py): the smoothed losses, lr, times, memory, and the gradient norm when
+    clipping measures it."""
+
+    def __init__(self, metrics_file, period):
+        self.metrics_file = metrics_file
+        self.period = period
+
+    def after_step(self, state):
+        iteration = state.iteration
+        if iteration % self.period and iteration != state.max_iter:
+            return
+        meters = state.meters.meters
+        values = {name: meter.median for name, meter in meters.items() if name not in ("time", "data")}
+        values.update(lr=state.lr, time=meters["time"].global_avg if "time" in meters else state.step_time,
+                      data_time=meters["data"].global_avg if "data" in meters else state.data_time,
+                      memory_mb=peak_memory_mb(state.device))
+        if state.grad_norm is not None:
+            values["grad_norm"] = float(state.grad_norm)
+        self.metrics_file.write(iteration, values)
+
+
 class Checkpoints(HookBase):
     """model_XXXXXXX every ``period`` iterations, model_final at the end, and a checkpoint when
     a stop signal arrived, after which it raises TrainingStopped (the command exits 128 +
@@ -218,20 +258,30 @@ class Checkpoints(HookBase):
                                          state.iteration, ", ".join(bad[:5]), ", ..." if len(bad) > 5 else "", name))
         if state.scaler is not None and state.scaler.is_enabled():
             state.arguments["grad_scaler"] = state.scaler.state_dict()  # a resumed run keeps its loss scale
+        for key, current in state.checkpoint_state.items():
+            state.arguments[key] = current()
         self.checkpointer.save(name, **state.arguments)
 
 
 def default_hooks(checkpointer, checkpoint_period, logger=None, log_period=20, progress=False, history=None,
-                  tracker=None):
+                  tracker=None, ema=None, metrics_file=None, evaluation=None):
     """The hooks of a training run, in the order they act after each step: the NaN check,
     stop signals, the log (and a tqdm bar with ``progress``), per-iteration records appended to
-    ``history`` (a list), scalars to ``tracker`` (engine/tensorboard.py), then checkpoints
-    every ``checkpoint_period`` iterations and at the end."""
+    ``history`` (a list), scalars to ``tracker`` (engine/tensorboard.py), the moving average
+    ``ema``, training lines in ``metrics_file`` every ``log_period``, the periodic ``evaluation``
+    hook (engine/validation.py), then checkpoints every ``checkpoint_period`` iterations and at
+    the end (after the evaluation, so that they hold its best record)."""
     logger = logger or logging.getLogger("atss_core.trainer")
     hooks = [NonFiniteLossCheck(checkpointer), StopSignals(logger), Progress(logger, log_period, progress)]
     if history is not None:
         hooks.append(History(history))
     if tracker is not None:
         hooks.append(Tracking(tracker))
+    if ema is not None:
+        hooks.append(EMAUpdate(ema))
+    if metrics_file is not None:
+        hooks.append(MetricsLog(metrics_file, log_period))
+    if evaluation is not None:
+        hooks.append(evaluation)
     hooks.append(Checkpoints(checkpointer, checkpoint_period, logger))
     return hooks

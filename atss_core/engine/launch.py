@@ -93,6 +93,11 @@ def init_distributed(backend, timeout_seconds):
     _group_store = store
 
 
+def group_store():
+    """The process group's own store (None outside a run started by init_distributed)."""
+    return _group_store
+
+
 @contextlib.contextmanager
 def process_group_closed_at_exit(logger=None):
     """At the end of a command that ends normally or by a stop signal, the other ranks wait

@@ -18,14 +18,16 @@ def reduce_loss_dict(loss_dict):
 
 
 def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, checkpoint_period, arguments, hooks=None,
-             use_amp=None):
+             use_amp=None, clip_gradients=None):
     """Runs iterations arguments["iteration"] + 1 .. arguments["iteration"] + len(data_loader),
     calling each of ``hooks`` (HookBase) at the points HookBase names. ``hooks`` None: the
     default ones (default_hooks), which save with ``checkpointer`` every ``checkpoint_period``
     iterations and at the end, as the official loop does; given, they replace them, and
     ``checkpointer``/``checkpoint_period`` are not used. ``arguments`` holds
     what checkpoints save ("iteration", "seed", "grad_scaler"); ``use_amp``: an amp setting
-    (engine/precision.py). Returns the TrainState (its ``meters`` hold the smoothed losses).
+    (engine/precision.py); ``clip_gradients``: a function of the parameters that clips their
+    gradients and returns their norm (solver.make_gradient_clipper), called after the float16
+    loss scale is taken out. Returns the TrainState (its ``meters`` hold the smoothed losses).
     A hook ends training early by raising (e.g. TrainingStopped)."""
     if hooks is None:
         if checkpointer is None:
@@ -64,6 +66,9 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
             optimizer.zero_grad()
             scaler.scale(losses).backward()
             state.lr = optimizer.param_groups[0]["lr"]  # the rate this iteration used
+            if clip_gradients is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the float16-scaled ones
+                state.grad_norm = clip_gradients(model.parameters())
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()

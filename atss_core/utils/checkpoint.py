@@ -11,6 +11,7 @@ import os
 
 import torch
 
+from atss_core.weights.class_names import recorded_class_names
 from atss_core.weights.mmdet import convention_settings, uses_mmdet_conventions
 from atss_core.weights.reader import read_weights
 from atss_core.weights.state_dict import load_state_dict
@@ -63,6 +64,14 @@ def _sync_folder_of(path):
                 "rename (the previous file is then kept)", name, e.strerror or e)
 
 
+def ema_weights_of(checkpoint):
+    """The averaged weights a checkpoint of a MODEL.EMA run holds under "ema", else None."""
+    ema = checkpoint.get("ema") if isinstance(checkpoint, dict) else None
+    if isinstance(ema, dict) and isinstance(ema.get("weights"), dict):
+        return ema["weights"]
+    return None
+
+
 def atomic_torch_save(obj, path):
     _write_atomically(path, lambda f: torch.save(obj, f))
 
@@ -80,6 +89,7 @@ class Checkpointer:
         self.save_dir = save_dir
         self.save_to_disk = save_to_disk
         self.logger = logger or logging.getLogger(__name__)
+        self.class_names = None  # what the last loaded file records (weights/class_names.py)
 
     # saving
     def save(self, name, **extra):
@@ -99,6 +109,20 @@ class Checkpointer:
         os.makedirs(self.save_dir, exist_ok=True)
         atomic_torch_save(data, path)
         self.tag_last_checkpoint(path)
+        return path
+
+    def save_weights(self, name, state_dict, **extra):
+        """Saves {"model": state_dict, **extra} as <save_dir>/<name>.pth, atomically, without an
+        optimizer and without moving last_checkpoint (model_best.pth)."""
+        if not self.save_dir or not self.save_to_disk:
+            return None
+        path = os.path.join(self.save_dir, "{}.pth".format(name))
+        data = {"model": {key: value.detach().cpu() for key, value in state_dict.items()}}
+        if self.cfg is not None and uses_mmdet_conventions(self.cfg):
+            data["conventions"] = convention_settings(self.cfg)
+        data.update(extra)
+        os.makedirs(self.save_dir, exist_ok=True)
+        atomic_torch_save(data, path)
         return path
 
     def _last_checkpoint_file(self):
@@ -142,6 +166,7 @@ class Checkpointer:
             path = self.get_checkpoint_file()
             self.logger.info("resuming from %s", path)
             checkpoint = self._load_file(path)
+            self.class_names = recorded_class_names(checkpoint)
             self._load_model(checkpoint, strict=True, source=path)
             if self.optimizer is not None and "optimizer" in checkpoint:
                 self.optimizer.load_state_dict(checkpoint.pop("optimizer"))
@@ -153,8 +178,17 @@ class Checkpointer:
             return {}
         self.logger.info("loading weights from %s", f)
         checkpoint = self._load_file(f)
+        self.class_names = recorded_class_names(checkpoint)
+        ema = ema_weights_of(checkpoint)
+        if ema is not None:  # what its evaluations used (MODEL.EMA)
+            self.logger.info("%s holds an exponential moving average of the weights: loading the averaged ones", f)
+            checkpoint["model"] = ema
+        best = checkpoint.get("best")
+        if isinstance(best, dict) and {"metric", "value", "iteration"} <= set(best):
+            self.logger.info("%s: the best %s, %.4f, at iteration %d", f, best["metric"], best["value"],
+                             best["iteration"])
         self._load_model(checkpoint, strict=strict, source=f)
-        ignored = sorted(k for k in checkpoint if k not in ("model", "conventions"))
+        ignored = sorted(k for k in checkpoint if k not in ("model", "conventions", "class_names", "ema", "best"))
         if ignored:
             self.logger.info("weights only: %s of %s not used (a training run starts at iteration 0)",
                              ", ".join(ignored), f)

@@ -92,28 +92,32 @@ FINISHED_KEY = "atss_core/main_process_finished"
 FINISH_SEEN_KEY = "atss_core/main_process_finished_seen"
 
 
-def wait_for_main_process(store, rank, world_size, logger=None, poll_seconds=1.0, report_seconds=300.0):
+def wait_for_main_process(store, rank, world_size, logger=None, poll_seconds=1.0, report_seconds=300.0,
+                          key=FINISHED_KEY, what="finish"):
     """Other ranks: returns once the main process has called :func:`announce_finished`, with
     no deadline, since its evaluation may take hours. A rank that exits earlier lets its node's
     torchrun agent time out in the exit barrier (300 s) and leave, and when that agent hosts the
     c10d rendezvous the main process's agent then fails and kills it mid-evaluation. The
     store lives in the main process: its death ends this wait at once (its node's loss within
-    the store's timeout, DIST_TIMEOUT)."""
+    the store's timeout, DIST_TIMEOUT). With another ``key`` (what the main process sets when
+    it is done with ``what``, e.g. an evaluation during training) nothing is acknowledged."""
     start = time.monotonic()
     reported = start
     while True:
         try:
-            finished = store.check([FINISHED_KEY])
+            finished = store.check([key])
         except (RuntimeError, dist.DistError) as error:
             raise PeerLostError("rank {} of {}: rank 0 ended without finishing while this process waited for it "
                                 "({}): see rank 0's log".format(rank, world_size, _first_line(error))) from error
+        if finished and key != FINISHED_KEY:
+            return
         if finished:
             with contextlib.suppress(RuntimeError):  # rank 0 may be gone already (it waits 30 s at most)
                 store.add(FINISH_SEEN_KEY, 1)
             return
         now = time.monotonic()
         if logger is not None and now - reported >= report_seconds:
-            logger.info("waiting for rank 0 to finish (%.0f min so far)", (now - start) / 60)
+            logger.info("waiting for rank 0 to %s (%.0f min so far)", what, (now - start) / 60)
             reported = now
         time.sleep(poll_seconds)
 

@@ -10,6 +10,7 @@ import os
 import torch
 
 from atss_core.weights.caffe2 import read_caffe2_weights
+from atss_core.weights.class_names import mmdet_class_names
 from atss_core.weights.mmdet import check_mmdet_pairing, check_saved_conventions, convert_mmdet_atss, mmdet_state_dict
 from atss_core.weights.safe_read import UntrustedWeightsError, read_torch_file
 from atss_core.weights.sources import resolve_weights
@@ -59,7 +60,8 @@ def read_weights(name, cfg=None, model_state_dict=None, logger=None):
         converted = convert_mmdet_atss(mmdet, stage_with_dcn=_stage_with_dcn(cfg))
         # the anchors are buffers in our state dict; mmdetection computes them from its config
         converted.update((k, v) for k, v in (model_state_dict or {}).items() if k.startswith(ANCHOR_BUFFERS))
-        return {"model": converted}
+        names = mmdet_class_names(loaded)
+        return {"model": converted, "class_names": names} if names else {"model": converted}
     if isinstance(loaded, dict) and "model" in loaded and isinstance(loaded["model"], dict):
         if cfg is not None and _HEAD_KEY in loaded["model"]:  # a whole detector, not a backbone
             check_saved_conventions(cfg, loaded.get("conventions"), path)

@@ -85,6 +85,11 @@ class COCODataset(torch.utils.data.Dataset):
     def num_categories(self):
         return len(self.json_category_id_to_contiguous_id)
 
+    def class_names(self):
+        """["__background__", name of label 1, ...]: what checkpoints record."""
+        return ["__background__"] + [self.categories[self.contiguous_category_id_to_json_id[label]]
+                                     for label in range(1, self.num_categories + 1)]
+
     def image_path(self, index):
         return os.path.join(self.root, self.get_img_info(index)["file_name"])
 

@@ -17,3 +17,8 @@ class ConcatDataset(_ConcatDataset):
     @property
     def num_categories(self):
         return max(getattr(d, "num_categories", 0) for d in self.datasets)
+
+    def class_names(self):
+        """The datasets' common class names (label order), None when they do not agree."""
+        names = [d.class_names() if hasattr(d, "class_names") else None for d in self.datasets]
+        return names[0] if all(n == names[0] for n in names) else None

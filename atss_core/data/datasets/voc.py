@@ -65,6 +65,10 @@ class PascalVOCDataset(torch.utils.data.Dataset):
     def num_categories(self):
         return len(self.classes) - 1  # "__background__" is not a category
 
+    def class_names(self):
+        """["__background__", name of label 1, ...]: what checkpoints record."""
+        return list(self.classes)
+
     def _parse(self, image_id):
         path = os.path.join(self.root, "Annotations", image_id + ".xml")
         if not os.path.isfile(path):
