@@ -25,38 +25,16 @@ from atss_core.engine.predictor import ATSSDemo
 from atss_core.engine.tensorboard import make_tracker
 from atss_core.utils.cli import add_debug_flag, parse_with_overrides, run_cli
 from atss_core.utils.logger import setup_logger
+from atss_core.utils.metrics_plot import plot_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYNTHETIC_DIR = os.path.join(ROOT, "datasets", "synthetic")
+SUMMARY_FILE = "quickstart_summary.json"  # the final report, training time and iterations
 # --data: (config, default output folder, what the validation split is called, drawing scale)
 RUNS = {
     "synthetic": ("atss_R_18_synthetic.yaml", "quickstart", "the synthetic validation split", 3),
     "real": ("atss_R_18_raccoon.yaml", "quickstart_real", "the raccoon validation photographs", 1),
 }
-
-
-def plot_history(history, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    its = [h["iteration"] for h in history]
-    fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    for key in ("loss_cls", "loss_reg", "loss_centerness"):
-        ax_loss.plot(its, [h[key] for h in history], label=key, linewidth=0.8)
-    ax_loss.plot(its, [h["loss_cls"] + h["loss_reg"] + h["loss_centerness"] for h in history], label="total",
-                 linewidth=1.2, color="black")
-    ax_loss.set_ylabel("loss")
-    ax_loss.legend()
-    ax_loss.grid(alpha=0.3)
-    ax_lr.plot(its, [h["lr"] for h in history], color="tab:purple")
-    ax_lr.set_ylabel("learning rate")
-    ax_lr.set_xlabel("iteration")
-    ax_lr.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def main():
@@ -100,17 +78,15 @@ def main():
                        iteration=cfg.SOLVER.MAX_ITER)
     tracker.close()
     metrics = dict(report, train_seconds=round(train_time, 1), iterations=cfg.SOLVER.MAX_ITER)
-    with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json"), "w") as f:
+    # metrics.json is the training run's JSON-lines record (engine/defaults.py); this is the summary
+    with open(os.path.join(cfg.OUTPUT_DIR, SUMMARY_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
     if history:
-        plot_history(history, os.path.join(cfg.OUTPUT_DIR, "training_curves.png"))
+        plot_metrics(history, os.path.join(cfg.OUTPUT_DIR, "training_curves.png"))
 
     dataset = loader.dataset
-    class_names = ("__background__",) + tuple(
-        dataset.categories[dataset.contiguous_category_id_to_json_id[label]]
-        for label in sorted(dataset.contiguous_category_id_to_json_id))
-    demo = ATSSDemo(cfg, weights=os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), confidence_threshold=0.4,
-                    class_names=class_names)
+    # the class names come from the checkpoint, which records the training data's
+    demo = ATSSDemo(cfg, weights=os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), confidence_threshold=0.4)
     drawn = os.path.join(cfg.OUTPUT_DIR, "detections")
     os.makedirs(drawn, exist_ok=True)
     for index in range(min(args.num_images, len(dataset))):
@@ -125,7 +101,7 @@ def main():
     print("COCO AP on {}:".format(split_name))
     print("  " + "  ".join("{} {:.3f}".format(k, v) for k, v in bbox.items()))
     print("outputs in {}:".format(cfg.OUTPUT_DIR))
-    for name in ("model_final.pth", "metrics.json", "training_curves.png", "detections/", "inference/bbox.json",
+    for name in ("model_final.pth", SUMMARY_FILE, "metrics.json", "training_curves.png", "detections/", "inference/bbox.json",
                  "log.txt"):
         print("  " + name)
 

@@ -64,6 +64,7 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
     class_names = training_class_names(data_loader.dataset, logger)
     if class_names:
         arguments["class_names"] = class_names  # every checkpoint records them (the demos read them)
+    _plain(model).class_names = class_names  # evaluations compare them with the validation data's
     metrics_file = MetricsFile(os.path.join(cfg.OUTPUT_DIR, METRICS_FILE), logger) \
         if cfg.OUTPUT_DIR and get_rank() == 0 else None
     evaluation = None
@@ -74,7 +75,8 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
     hooks = default_hooks(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, logger, log_period, progress, history, tracker,
                           ema=ema, metrics_file=metrics_file, evaluation=evaluation)
     do_train(model, data_loader, optimizer, scheduler, checkpointer, device, cfg.SOLVER.CHECKPOINT_PERIOD, arguments,
-             hooks=hooks, use_amp=check_dtype(cfg), clip_gradients=clip_gradients)
+             hooks=hooks, use_amp=check_dtype(cfg), clip_gradients=clip_gradients,
+             accumulate_steps=cfg.SOLVER.ACCUMULATE_STEPS)
     return _with_final_weights(model, ema)
 
 
@@ -89,11 +91,14 @@ def make_ema(cfg, model, saved_state, logger):
     return ema
 
 
+def _plain(model):
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
 def _with_final_weights(model, ema):
     """After training, what is evaluated: the averaged weights when MODEL.EMA is on."""
     if ema is not None:
-        plain = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-        plain.load_state_dict(ema.weights)
+        _plain(model).load_state_dict(ema.weights)
     return model
 
 
@@ -191,6 +196,7 @@ def load_model_for_evaluation(cfg, logger=None):
                          "a trained checkpoint (.pth) or OUTPUT_DIR to a training run".format(cfg.MODEL.WEIGHT))
     else:
         raise ValueError("no weights to evaluate: set MODEL.WEIGHT or point OUTPUT_DIR at a training run")
+    model.class_names = checkpointer.class_names  # the names its file records (checked against the dataset's)
     if cfg.TEST.OPTIMIZE_FOR_INFERENCE:
         optimize_for_inference(model, channels_last=device.type == "cpu")
     return model
@@ -214,8 +220,7 @@ def evaluate_loaders(cfg, model, named_loaders, logger=None, tracker=None, itera
     """Every process predicts on each (name, loader); the main process evaluates them and gets
     {name: report}, the others {name: None}. ``write_files``: predictions, bbox.json and the
     metrics in OUTPUT_DIR/inference/<name>."""
-    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        model = model.module  # inference needs no gradient synchronisation
+    model = _plain(model)  # inference needs no gradient synchronisation
     device = torch.device(cfg.MODEL.DEVICE)
     bbox_aug_cfg = cfg if cfg.TEST.BBOX_AUG.ENABLED else None
     gathered = []
@@ -230,5 +235,6 @@ def evaluate_loaders(cfg, model, named_loaders, logger=None, tracker=None, itera
     for name, dataset, predictions, timings in gathered:
         reports[name] = None if predictions is None else evaluate_predictions(
             dataset, name, predictions, timings, inference_folder(cfg, name) if write_files else None, logger=logger,
-            coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tracker=tracker, iteration=iteration)
+            coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tracker=tracker, iteration=iteration,
+            class_names=getattr(model, "class_names", None))
     return reports

@@ -88,11 +88,32 @@ def predict(model, data_loader, dataset_name, device, logger=None, use_amp=False
     return predictions, timings
 
 
+def check_class_names(class_names, dataset, dataset_name, logger):
+    """Warns when the model's class names (what its checkpoint records) differ from the
+    dataset's in label order: the per-class AP would then pair the model's classes with other
+    classes' ground truth. Returns whether they agree (None when either side has none)."""
+    theirs = dataset.class_names() if hasattr(dataset, "class_names") else None
+    if not class_names or not theirs:
+        return None
+    if list(class_names) == list(theirs):
+        return True
+    differing = ["label {}: model {!r}, dataset {!r}".format(k, a, b)
+                 for k, (a, b) in enumerate(zip(class_names, theirs)) if a != b]
+    if len(class_names) != len(theirs):
+        differing.append("{} classes in the model, {} in the dataset".format(len(class_names) - 1, len(theirs) - 1))
+    logger.warning("the model's class names differ from those of %s (%s%s): its per-class AP pairs them by label",
+                   dataset_name, "; ".join(differing[:5]), "; ..." if len(differing) > 5 else "")
+    return False
+
+
 def evaluate_predictions(dataset, dataset_name, predictions, timings, output_folder=None, logger=None,
-                         coco_backend="pycocotools", tracker=None, iteration=0):
+                         coco_backend="pycocotools", tracker=None, iteration=0, class_names=None):
     """The main process: writes predictions.pth, bbox.json and the metrics to ``output_folder``
-    and returns the report; ``tracker`` (TensorBoard) receives it at step ``iteration``."""
+    and returns the report; ``tracker`` (TensorBoard) receives it at step ``iteration``.
+    ``class_names``: the model's (label order), checked against the dataset's and used for the
+    TensorBoard pictures."""
     logger = logger or logging.getLogger("atss_core.inference")
+    check_class_names(class_names, dataset, dataset_name, logger)
     if output_folder:
         os.makedirs(output_folder, exist_ok=True)
         torch.save(predictions, os.path.join(output_folder, "predictions.pth"))
@@ -102,7 +123,7 @@ def evaluate_predictions(dataset, dataset_name, predictions, timings, output_fol
     logger.info("evaluation: %.1f s", timings["evaluation"])
     report["timing"] = timings
     if tracker is not None:
-        tracker.log_evaluation(dataset_name, report, iteration, dataset, predictions)
+        tracker.log_evaluation(dataset_name, report, iteration, dataset, predictions, class_names=class_names)
     return report
 
 

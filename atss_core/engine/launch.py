@@ -47,7 +47,12 @@ def check_batch_sizes(cfg, world_size, training, evaluating=True):
     """Batch sizes are global: each process takes an equal share (checked before any work, by
     the data loader's own rule)."""
     if training:
-        images_per_process(cfg.SOLVER.IMS_PER_BATCH, "SOLVER.IMS_PER_BATCH", world_size)
+        per_process = images_per_process(cfg.SOLVER.IMS_PER_BATCH, "SOLVER.IMS_PER_BATCH", world_size)
+        steps = cfg.SOLVER.ACCUMULATE_STEPS
+        if steps < 1 or per_process % steps:
+            raise ValueError("SOLVER.ACCUMULATE_STEPS {} must be a positive divisor of the {} images each process "
+                             "takes per iteration (SOLVER.IMS_PER_BATCH {} over {} process(es))".format(
+                                 steps, per_process, cfg.SOLVER.IMS_PER_BATCH, world_size))
     if evaluating:
         images_per_process(cfg.TEST.IMS_PER_BATCH, "TEST.IMS_PER_BATCH", world_size)
 

@@ -49,7 +49,8 @@ class ATSSDemo:
 
     ``confidence_threshold``: a float for every class, or {class name or label: threshold}
     (classes not listed use ``default_threshold``). ``class_names``: names indexed by label
-    (label 0 = background); defaults to COCO's names for 81 classes, "class k" otherwise."""
+    (label 0 = background); defaults to the names the weights file records (checkpoints of
+    ours and mmdetection's), else COCO's names for 81 classes, "class k" otherwise."""
 
     def __init__(self, cfg, weights=None, confidence_threshold=0.5, class_names=None, default_threshold=0.5,
                  device=None):
@@ -60,10 +61,12 @@ class ATSSDemo:
         weights = weights or self.cfg.MODEL.WEIGHT
         if not weights:
             raise ValueError("ATSSDemo needs weights: pass weights= or set MODEL.WEIGHT")
-        DetectronCheckpointer(self.cfg, self.model).load(weights, use_latest=False, strict=True)
+        checkpointer = DetectronCheckpointer(self.cfg, self.model)
+        checkpointer.load(weights, use_latest=False, strict=True)
         if self.cfg.TEST.OPTIMIZE_FOR_INFERENCE:
             optimize_for_inference(self.model, channels_last=self.device.type == "cpu")
-        self._set_up_labels(confidence_threshold, class_names, default_threshold)
+        # given names override the ones the weights file records
+        self._set_up_labels(confidence_threshold, class_names or checkpointer.class_names, default_threshold)
 
     def _set_up_labels(self, confidence_threshold, class_names, default_threshold):
         """Transforms, class names and per-class thresholds (shared with the ONNX predictor)."""

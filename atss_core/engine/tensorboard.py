@@ -19,7 +19,7 @@ class NullTracker:
     def log_training(self, iteration, values):
         pass
 
-    def log_evaluation(self, dataset_name, report, iteration, dataset=None, predictions=None):
+    def log_evaluation(self, dataset_name, report, iteration, dataset=None, predictions=None, class_names=None):
         pass
 
     def close(self):
@@ -39,7 +39,8 @@ class TensorboardTracker(NullTracker):
             group = "train" if name.startswith("loss") else "train_stats"
             self.writer.add_scalar("{}/{}".format(group, name), float(value), iteration)
 
-    def log_evaluation(self, dataset_name, report, iteration, dataset=None, predictions=None):
+    def log_evaluation(self, dataset_name, report, iteration, dataset=None, predictions=None, class_names=None):
+        """``class_names`` (the model's, label order) name the drawn boxes; else the dataset's."""
         tag = dataset_folder_name(dataset_name)
         for name, value in report.get("bbox", {}).items():
             self.writer.add_scalar("eval_{}/{}".format(tag, name), float(value), iteration)
@@ -48,10 +49,10 @@ class TensorboardTracker(NullTracker):
                 self.writer.add_scalar("eval_{}_per_class/{}".format(tag, name), float(value), iteration)
         if dataset is not None and predictions is not None:
             for index in range(min(self.num_images, len(predictions))):
-                self._log_image(tag, dataset, index, predictions[index], iteration)
+                self._log_image(tag, dataset, index, predictions[index], iteration, class_names)
         self.writer.flush()
 
-    def _log_image(self, tag, dataset, index, prediction, iteration):
+    def _log_image(self, tag, dataset, index, prediction, iteration, class_names=None):
         from atss_core.data.datasets.image_io import read_image_bgr
 
         try:
@@ -68,7 +69,8 @@ class TensorboardTracker(NullTracker):
         labels = []
         for label, score in zip(prediction.get_field("labels")[keep].tolist(),
                                 prediction.get_field("scores")[keep].tolist()):
-            name = class_name(dataset, label, names)
+            name = class_names[label] if class_names and label < len(class_names) else class_name(dataset, label,
+                                                                                                   names)
             labels.append("{} {:.2f}".format(name, score))
         rgb = torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1])).permute(2, 0, 1)
         self.writer.add_image_with_boxes("eval_{}_images/{}".format(tag, index), rgb, boxes, iteration,

@@ -5,6 +5,7 @@ import time
 
 import torch
 
+from atss_core.engine.accumulation import accumulate_gradients
 from atss_core.engine.hooks import TrainState, default_hooks
 from atss_core.engine.precision import autocast_context, make_grad_scaler
 from atss_core.utils.comm import reduce_dict
@@ -18,7 +19,7 @@ def reduce_loss_dict(loss_dict):
 
 
 def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, checkpoint_period, arguments, hooks=None,
-             use_amp=None, clip_gradients=None):
+             use_amp=None, clip_gradients=None, accumulate_steps=1):
     """Runs iterations arguments["iteration"] + 1 .. arguments["iteration"] + len(data_loader),
     calling each of ``hooks`` (HookBase) at the points HookBase names. ``hooks`` None: the
     default ones (default_hooks), which save with ``checkpointer`` every ``checkpoint_period``
@@ -27,7 +28,8 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
     what checkpoints save ("iteration", "seed", "grad_scaler"); ``use_amp``: an amp setting
     (engine/precision.py); ``clip_gradients``: a function of the parameters that clips their
     gradients and returns their norm (solver.make_gradient_clipper), called after the float16
-    loss scale is taken out. Returns the TrainState (its ``meters`` hold the smoothed losses).
+    loss scale is taken out; ``accumulate_steps`` k > 1: each batch runs as k forward/backward
+    passes before the step (engine/accumulation.py). Returns the TrainState (its ``meters`` hold the smoothed losses).
     A hook ends training early by raising (e.g. TrainingStopped)."""
     if hooks is None:
         if checkpointer is None:
@@ -50,9 +52,13 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
             state.iteration = arguments["iteration"] = iteration
             images = images.to(device)
             targets = [target.to(device) for target in targets]
-            with autocast_context(use_amp):
-                loss_dict = model(images, targets)
-            loss_dict = {k: v.float() for k, v in loss_dict.items()}
+            if accumulate_steps > 1:  # the backward passes run here, before the hooks see the losses
+                optimizer.zero_grad()
+                loss_dict = accumulate_gradients(model, images, targets, accumulate_steps, scaler, use_amp)
+            else:
+                with autocast_context(use_amp):
+                    loss_dict = model(images, targets)
+                loss_dict = {k: v.float() for k, v in loss_dict.items()}
             losses = sum(loss_dict.values())
             # averaged over processes, so that every process takes the same decisions; whether
             # a stop signal reached this process rides along
@@ -63,8 +69,9 @@ def do_train(model, data_loader, optimizer, scheduler, checkpointer, device, che
             state.losses = reduced
             for hook in hooks:
                 hook.after_loss(state)
-            optimizer.zero_grad()
-            scaler.scale(losses).backward()
+            if accumulate_steps == 1:
+                optimizer.zero_grad()
+                scaler.scale(losses).backward()
             state.lr = optimizer.param_groups[0]["lr"]  # the rate this iteration used
             if clip_gradients is not None:
                 scaler.unscale_(optimizer)  # clip the true gradients, not the float16-scaled ones

@@ -18,6 +18,7 @@ multiples of DATALOADER.SIZE_DIVISIBILITY (pad like the model's ImageList does).
 int64 [N, D] (1..C), ``num_detections`` int64 [N]; D = TEST.DETECTIONS_PER_IMG, rows past
 num_detections are zero.
 """
+import json
 import warnings
 
 import numpy as np
@@ -168,15 +169,40 @@ class ExportableATSS(nn.Module):
         return keep_top_padded(boxes, kept, labels, self.detections_per_img)
 
 
+CLASS_NAMES_METADATA = "class_names"  # the model's metadata entry: a JSON list, label order, background first
+
+
 def build_model(cfg):
+    """The eager detector with MODEL.WEIGHT; ``model.class_names``: the names its file records
+    (None when it records none)."""
     model = build_detection_model(cfg).eval()
+    model.class_names = None
     if cfg.MODEL.WEIGHT:
-        DetectronCheckpointer(cfg, model).load(cfg.MODEL.WEIGHT, use_latest=False, strict=True)
+        checkpointer = DetectronCheckpointer(cfg, model)
+        checkpointer.load(cfg.MODEL.WEIGHT, use_latest=False, strict=True)
+        model.class_names = checkpointer.class_names
     return model
 
 
+def write_class_names(path, class_names):
+    """Records ``class_names`` in the ONNX file's metadata (ONNXDemo reads them)."""
+    import onnx
+
+    graph = onnx.load(path)
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = CLASS_NAMES_METADATA, json.dumps(list(class_names))
+    onnx.save(graph, path)
+
+
+def read_class_names(session):
+    """The class names an onnxruntime session's model records, else None."""
+    text = session.get_modelmeta().custom_metadata_map.get(CLASS_NAMES_METADATA)
+    return json.loads(text) if text else None
+
+
 def export(model, cfg, path, height, width):
-    """Writes the ONNX file (dynamic batch, height and width)."""
+    """Writes the ONNX file (dynamic batch, height and width), with the model's class names
+    (``model.class_names``, from build_model) in its metadata."""
     exportable = ExportableATSS(model, cfg).eval()
     sample = torch.zeros(1, 3, height, width)
     dynamic = {"images": {0: "batch", 2: "height", 3: "width"}, "boxes": {0: "batch"}, "scores": {0: "batch"},
@@ -186,6 +212,8 @@ def export(model, cfg, path, height, width):
         warnings.simplefilter("ignore")  # tracer notes on constants, and the exporter's deprecation notice
         torch.onnx.export(exportable, (sample,), path, input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
                           dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+    if getattr(model, "class_names", None):
+        write_class_names(path, model.class_names)
     return exportable
 
 

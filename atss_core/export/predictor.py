@@ -5,6 +5,7 @@ import os
 import torch
 
 from atss_core.engine.predictor import ATSSDemo
+from atss_core.export.onnx import read_class_names
 from atss_core.structures.bounding_box import BoxList
 
 
@@ -19,7 +20,7 @@ class ONNXDemo(ATSSDemo):
         self.cfg = cfg.clone()
         self.device = torch.device("cpu")
         self.session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-        self._set_up_labels(confidence_threshold, class_names, default_threshold)
+        self._set_up_labels(confidence_threshold, class_names or read_class_names(self.session), default_threshold)
 
     def detect(self, images):
         boxes, scores, labels, counts = self.session.run(None, {"images": images.tensors.numpy()})

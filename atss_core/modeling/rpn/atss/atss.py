@@ -179,6 +179,12 @@ class ATSSModule(nn.Module):
             return None, {"loss_cls": loss_cls, "loss_reg": loss_reg, "loss_centerness": loss_centerness}
         return self.box_selector_test(box_cls, box_regression, centerness, anchors), {}
 
+    def loss_counts(self, images, feature_shapes, targets):
+        """The loss's normalisers of these images (ATSSLossComputation.batch_counts) from the
+        levels' (H, W) alone: no head outputs needed."""
+        shapes_only = [torch.empty((0, 0) + tuple(shape), device="meta") for shape in feature_shapes]
+        return self.loss_evaluator.batch_counts(targets, self.anchor_generator(images, shapes_only))
+
 
 @RPN_MODULES.register("ATSS")
 def build_atss(cfg, in_channels):

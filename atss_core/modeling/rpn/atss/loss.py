@@ -98,6 +98,9 @@ class ATSSLossComputation:
         self.matcher = Matcher(settings.fg_iou_threshold, settings.bg_iou_threshold, True)
         self.box_coder = box_coder
         self.plus_one = box_coder.plus_one  # the assigners' IoU follows the box convention (MODEL.LEGACY_PLUS_ONE)
+        # (positives, centerness-target sum) per process over a whole batch, set while a batch runs
+        # as several forward passes (SOLVER.ACCUMULATE_STEPS); None: normalised by this call's own
+        self.batch_normalizers = None
 
     def assign(self, anchors_per_level, targets_per_image):
         """[A] gt index / BACKGROUND / IGNORE for one image (anchors as a list of per-level BoxLists)."""
@@ -148,6 +151,24 @@ class ATSSLossComputation:
         return giou_loss(self.box_coder.decode(pred.view(-1, 4), anchor.view(-1, 4)),
                          self.box_coder.decode(target.view(-1, 4), anchor.view(-1, 4)), weight=weight)
 
+    def _positive_centerness_targets(self, matched_boxes, pos_inds, anchors_flat):
+        """The decoded regression targets and centerness targets of the positive anchors."""
+        # the official loss encodes the matched gts and decodes them back, twice: once, here
+        reg_targets_flat = self.box_coder.encode(torch.cat(matched_boxes, dim=0)[pos_inds], anchors_flat)
+        target_boxes = self.box_coder.decode(reg_targets_flat, anchors_flat)
+        return target_boxes, centerness_from_boxes(target_boxes, anchors_flat)
+
+    def batch_counts(self, targets, anchors):
+        """(positives, centerness-target sum) of these images, what the loss normalises by
+        (before the average over processes); they depend on the anchors and targets only."""
+        anchor_boxes, labels, matched_boxes = self._targets(targets, anchors)
+        pos_inds = torch.nonzero(torch.cat(labels, dim=0) > 0).squeeze(1)
+        if pos_inds.numel() == 0:
+            return 0.0, 0.0
+        _, centerness_targets = self._positive_centerness_targets(matched_boxes, pos_inds,
+                                                                  torch.cat(anchor_boxes, dim=0)[pos_inds])
+        return float(pos_inds.numel()), float(centerness_targets.sum())
+
     def __call__(self, box_cls, box_regression, centerness, targets, anchors):
         anchor_boxes, labels, matched_boxes = self._targets(targets, anchors)
         num_images = len(labels)
@@ -159,7 +180,11 @@ class ATSSLossComputation:
 
         pos_inds = torch.nonzero(labels_flat > 0).squeeze(1)
         num_processes = get_world_size()
-        total_num_pos = reduce_sum(pos_inds.new_tensor([pos_inds.numel()], dtype=torch.float32)).item()
+        given = self.batch_normalizers
+        if given is None:
+            total_num_pos = reduce_sum(pos_inds.new_tensor([pos_inds.numel()], dtype=torch.float32)).item()
+        else:
+            total_num_pos = given[0]
         num_pos_avg = max(total_num_pos / float(num_processes), 1.0)
         cls_loss = self.cls_loss_func(box_cls_flat, labels_flat.int()) / num_pos_avg
 
@@ -167,16 +192,17 @@ class ATSSLossComputation:
         anchors_flat = anchors_flat[pos_inds]
         centerness_flat = centerness_flat[pos_inds]
         if pos_inds.numel() > 0:
-            # the official loss encodes the matched gts and decodes them back, twice: once, here
-            reg_targets_flat = self.box_coder.encode(torch.cat(matched_boxes, dim=0)[pos_inds], anchors_flat)
-            target_boxes = self.box_coder.decode(reg_targets_flat, anchors_flat)
-            centerness_targets = centerness_from_boxes(target_boxes, anchors_flat)
-            centerness_sum_avg = reduce_sum(centerness_targets.sum()).item() / float(num_processes)
+            target_boxes, centerness_targets = self._positive_centerness_targets(matched_boxes, pos_inds, anchors_flat)
+            if given is None:
+                centerness_sum_avg = reduce_sum(centerness_targets.sum()).item() / float(num_processes)
+            else:
+                centerness_sum_avg = given[1] / float(num_processes)
             reg_loss = giou_loss(self.box_coder.decode(box_regression_flat, anchors_flat), target_boxes,
                                  weight=centerness_targets) / centerness_sum_avg
             centerness_loss = self.centerness_loss_func(centerness_flat, centerness_targets) / num_pos_avg
         else:
-            reduce_sum(centerness_flat.new_tensor([0.0]))  # keep the collective calls of all processes aligned
+            if given is None:
+                reduce_sum(centerness_flat.new_tensor([0.0]))  # keep the collective calls of all processes aligned
             reg_loss = box_regression_flat.sum()
             centerness_loss = centerness_flat.sum()
         return cls_loss, reg_loss * self.reg_loss_weight, centerness_loss
