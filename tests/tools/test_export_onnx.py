@@ -102,7 +102,8 @@ def test_the_command_line_exports_and_reports_the_agreement(tmp_path):
     from tests.tools.test_train_test_net import TINY_MODEL
 
     cfg, model = detector_with_spread_scores(seed=2)
-    torch.save({"model": model.state_dict()}, tmp_path / "w.pth")
+    names = ["__background__", "green", "red"]
+    torch.save({"model": model.state_dict(), "class_names": names}, tmp_path / "w.pth")
     (tmp_path / "tiny.yaml").write_text(TINY_MODEL)
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "export_onnx.py"), "--config-file", str(tmp_path / "tiny.yaml"),
@@ -114,6 +115,16 @@ def test_the_command_line_exports_and_reports_the_agreement(tmp_path):
     assert os.path.isfile(tmp_path / "out" / "m.onnx")
     lines = [line for line in result.stdout.splitlines() if "eager detections matched by onnxruntime" in line]
     assert len(lines) == 2 and all(float(line.split(": ")[1].split("%")[0]) >= 95 for line in lines), result.stdout
+    # the checkpoint's class names travel in the model's metadata to the ONNX demo
+    import onnxruntime
+
+    from atss_core.export.onnx import read_class_names
+    from atss_core.export.predictor import ONNXDemo
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "out" / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert read_class_names(session) == names
+    cfg.merge_from_list(["MODEL.RESNETS.BACKBONE_OUT_CHANNELS", 32, "MODEL.ATSS.NUM_CONVS", 1])
+    assert ONNXDemo(cfg, str(tmp_path / "out" / "m.onnx")).class_names == names
 
 
 def _rows(boxes, scores, labels):
