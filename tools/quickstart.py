@@ -82,7 +82,7 @@ def main():
     with open(os.path.join(cfg.OUTPUT_DIR, SUMMARY_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
     if history:
-        plot_metrics(history, os.path.join(cfg.OUTPUT_DIR, "training_curves.png"))
+        plot_metrics({"quickstart": history}, os.path.join(cfg.OUTPUT_DIR, "training_curves.png"))
 
     dataset = loader.dataset
     # the class names come from the checkpoint, which records the training data's

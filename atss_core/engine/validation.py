@@ -13,6 +13,7 @@ from atss_core.utils.comm import get_rank, get_world_size, is_main_process, sync
 from atss_core.utils.metrics_file import flatten_report
 
 BEST_NAME = "model_best"
+REPORT_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "mAP")  # COCO's six, VOC's mAP; or "AP-<class>"
 
 
 def validation_datasets(cfg):
@@ -32,9 +33,13 @@ class BestMetric:
         self.spec = spec
         self.sign = -1.0 if spec.startswith("-") else 1.0
         name = spec.lstrip("-")
+        metric = name.rsplit("/", 1)[-1]
+        if metric not in REPORT_METRICS and not metric.startswith("AP-"):
+            raise ValueError("SOLVER.BEST_METRIC {!r} names no metric of an evaluation report: {} (one of {}, or "
+                             "AP-<class name>)".format(spec, metric, ", ".join(REPORT_METRICS)))
         tags = [dataset_folder_name(d) for d in datasets]  # the datasets as metrics.json names them
         if "/" in name:
-            dataset, metric = name.rsplit("/", 1)
+            dataset = name.rsplit("/", 1)[0]
             if dataset not in datasets and dataset not in tags:
                 raise ValueError("SOLVER.BEST_METRIC {!r} names dataset {!r}, which is not evaluated during training "
                                  "(the validation datasets: {})".format(spec, dataset, ", ".join(datasets)))

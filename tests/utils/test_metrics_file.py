@@ -54,8 +54,10 @@ def test_the_best_metric_names_a_figure_of_a_validation_dataset():
     higher = BestMetric("AP", ["coco_2017_val"])
     assert higher.improves(0.3, {"value": 0.2}) and not higher.improves(0.2, {"value": 0.2})
     assert higher.improves(0.0, None) and not higher.improves(float("nan"), None)
-    with pytest.raises(KeyError, match="has no figure 'coco_2017_val/APxl'"):
-        BestMetric("APxl", ["coco_2017_val"]).value_in(figures)
+    with pytest.raises(KeyError, match="has no figure 'coco_2017_val/AP-zebra'"):
+        BestMetric("AP-zebra", ["coco_2017_val"]).value_in(figures)
+    with pytest.raises(ValueError, match="names no metric of an evaluation report: APxl"):
+        BestMetric("APxl", ["coco_2017_val"])
     with pytest.raises(ValueError, match="not evaluated during training"):
         BestMetric("coco_2014_val/AP", ["coco_2017_val"])
     with pytest.raises(ValueError, match="needs a dataset to evaluate on"):
@@ -76,6 +78,13 @@ def test_plot_metrics_draws_losses_and_the_validation_metric(tmp_path):
     assert "metrics: val/AP" in result.stdout
     png = (tmp_path / "metrics.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10000
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metrics.json").write_text(path.read_text())
+    result = subprocess.run([sys.executable, "tools/plot_metrics.py", str(path), str(other / "metrics.json"),
+                             "--output", str(tmp_path / "both.png")], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "2 run(s), 8 records" in result.stdout, result.stderr
     result = subprocess.run([sys.executable, "tools/plot_metrics.py", str(tmp_path / "none.json")], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "metrics file not found" in result.stderr
