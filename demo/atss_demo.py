@@ -6,8 +6,9 @@
 
 Class names come from --class-names (comma separated, background first is added for you),
 else from the weights file (our checkpoints and mmdetection's record them; an ONNX file of
-tools/export_onnx.py in its metadata), else COCO's for 81 classes and "class k" otherwise. --confidence-threshold applies to every class. --onnx FILE runs a
-model exported by tools/export_onnx.py (with the same config) in onnxruntime instead.
+tools/export_onnx.py in its metadata), else COCO's for 81 classes and "class k" otherwise.
+--confidence-threshold applies to every class. --onnx FILE runs a model exported by
+tools/export_onnx.py (with the same config) in onnxruntime instead.
 """
 import argparse
 import json
@@ -29,7 +30,8 @@ def parse_args(argv=None):
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, help="folder for the annotated images")
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
-    parser.add_argument("--class-names", default="", help="comma-separated names of classes 1..C (default: those the weights record)")
+    parser.add_argument("--class-names", default="",
+                        help="comma-separated names of classes 1..C (default: those the weights record)")
     parser.add_argument("--json", action="store_true", help="also write detections.json")
     add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")

@@ -29,7 +29,8 @@ def parse_args(argv=None):
     parser.add_argument("--no-display", action="store_true", help="do not open a window")
     parser.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
-    parser.add_argument("--class-names", default="", help="comma-separated names of classes 1..C (default: those the weights record)")
+    parser.add_argument("--class-names", default="",
+                        help="comma-separated names of classes 1..C (default: those the weights record)")
     add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     return parse_with_overrides(parser, argv)

@@ -101,8 +101,8 @@ def main():
     print("COCO AP on {}:".format(split_name))
     print("  " + "  ".join("{} {:.3f}".format(k, v) for k, v in bbox.items()))
     print("outputs in {}:".format(cfg.OUTPUT_DIR))
-    for name in ("model_final.pth", SUMMARY_FILE, "metrics.json", "training_curves.png", "detections/", "inference/bbox.json",
-                 "log.txt"):
+    for name in ("model_final.pth", SUMMARY_FILE, "metrics.json", "training_curves.png", "detections/",
+                 "inference/bbox.json", "log.txt"):
         print("  " + name)
 
 

@@ -1,6 +1,7 @@
 """What the commands do, as functions: train a model from a config (with the default hooks),
 evaluate it on DATASETS.TEST, and load the weights to evaluate. tools/train_net.py,
 tools/test_net.py and tools/quickstart.py call these after engine/launch.py's start-up."""
+import logging
 import os
 
 import torch
@@ -16,7 +17,7 @@ from atss_core.engine.validation import BestMetric, PeriodicEvaluation, validati
 from atss_core.modeling.detector import build_detection_model
 from atss_core.modeling.fusion import optimize_for_inference
 from atss_core.solver import make_gradient_clipper, make_lr_scheduler, make_optimizer
-from atss_core.utils.checkpoint import DetectronCheckpointer
+from atss_core.utils.checkpoint import DetectronCheckpointer, ema_weights_of
 from atss_core.utils.comm import all_gather, get_rank
 from atss_core.utils.metrics_file import MetricsFile
 from atss_core.utils.seed import resolve_seed, seed_everything
@@ -189,8 +190,12 @@ def load_model_for_evaluation(cfg, logger=None):
     backbone_only = is_backbone_only_weight(cfg.MODEL.WEIGHT)
     if cfg.MODEL.WEIGHT and not backbone_only:
         checkpointer.load(cfg.MODEL.WEIGHT, use_latest=False, strict=True)
-    elif checkpointer.has_checkpoint():  # as weights: an EMA run's averaged ones are evaluated
-        checkpointer.load(checkpointer.get_checkpoint_file(), use_latest=False, strict=True)
+    elif checkpointer.has_checkpoint():
+        ema = ema_weights_of(checkpointer.load())
+        if ema is not None:  # an EMA run: its averaged weights are what it evaluates
+            (logger or logging.getLogger("atss_core")).info(
+                "the checkpoint holds an exponential moving average of the weights: evaluating the averaged ones")
+            model.load_state_dict(ema)
     elif backbone_only:
         raise ValueError("MODEL.WEIGHT {} holds ImageNet backbone weights only, not a detector: set MODEL.WEIGHT to "
                          "a trained checkpoint (.pth) or OUTPUT_DIR to a training run".format(cfg.MODEL.WEIGHT))

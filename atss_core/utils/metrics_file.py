@@ -64,6 +64,7 @@ class MetricsFile:
         key = (record["iteration"], _kind(record))
         if key in self.written:
             return False
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()

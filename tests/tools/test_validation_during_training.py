@@ -14,10 +14,11 @@ from atss_core.utils.metrics_file import read_metrics
 from .test_train_test_net import ROOT, TINY_MODEL, make_dataset, run
 
 PERIODIC = ("SOLVER.MAX_ITER", "5", "SOLVER.TEST_PERIOD", "2", "SOLVER.STEPS", "(4,)", "SOLVER.WARMUP_ITERS", "1",
-            "SEED", "3", "TENSORBOARD.ENABLED", "False", "MODEL.ATSS.INFERENCE_TH", "0.001")  # detections from the start
+            "SEED", "3", "TENSORBOARD.ENABLED", "False",
+            "MODEL.ATSS.INFERENCE_TH", "0.001")  # an untrained model's detections score about 0.01
 
-# a sitecustomize for the killed run: SIGKILL right after metrics.json received the evaluation of
-# iteration KILL_AT_EVALUATION (before model_best.pth and before the next checkpoint)
+# a sitecustomize for the killed run: KILL_SIGNAL right after metrics.json received the evaluation
+# of iteration KILL_AT_EVALUATION (before model_best.pth and before the next checkpoint)
 KILL_AFTER_EVALUATION = """
 import os, signal
 import atss_core.utils.metrics_file as metrics_file
@@ -31,7 +32,7 @@ def write_then_die(self, iteration, values):
     if iteration == int(os.environ["KILL_AT_EVALUATION"]) and any("/" in k for k in values) \\
             and not os.path.exists(marker):
         open(marker, "w").close()
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, os.environ["KILL_SIGNAL"]))
     return written
 
 
@@ -110,7 +111,7 @@ def test_a_run_killed_between_evaluations_resumes_with_each_evaluation_once(file
                "OUTPUT_DIR", str(out), "DATASETS.TRAIN", "('{}',)".format(dataset), "DATASETS.TEST",
                "('{}',)".format(dataset), *PERIODIC, "SOLVER.CHECKPOINT_PERIOD", "3"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(site), ROOT]),
-               KILL_MARKER=str(tmp_path / "killed_once"), KILL_AT_EVALUATION="4")
+               KILL_MARKER=str(tmp_path / "killed_once"), KILL_AT_EVALUATION="4", KILL_SIGNAL="SIGKILL")
     first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == -9, first.stderr[-3000:]
     assert [r["iteration"] for r in evaluations(out)] == [2, 4]
@@ -173,9 +174,19 @@ def test_an_ema_run_resumed_ends_with_the_uninterrupted_average(files):
     # the official "model" key holds the trained weights; evaluations load the average
     assert any(not torch.equal(whole["model"][k], v) for k, v in whole["ema"]["weights"].items()
                if v.is_floating_point())
+    few = ("MODEL.ATSS.INFERENCE_TH", "0.001")
     log = run("test_net.py", config, base / "ema_eval", dataset, "MODEL.WEIGHT",
-              str(base / "ema_whole" / "model_final.pth"))
+              str(base / "ema_whole" / "model_final.pth"), *few)
     assert "holds an exponential moving average of the weights: loading the averaged ones" in log
+    # test_net on the run's folder (no MODEL.WEIGHT) evaluates the average too, with the same numbers
+    log_folder = run("test_net.py", config, base / "ema_whole", dataset, *few)
+    assert "resuming from" in log_folder and "evaluating the averaged ones" in log_folder
+
+    def metrics_of(folder):
+        inference = folder / "inference"
+        return json.loads((inference / os.listdir(inference)[0] / "coco_metrics.json").read_text())["bbox"]
+
+    assert metrics_of(base / "ema_whole") == metrics_of(base / "ema_eval") and metrics_of(base / "ema_eval")["AP50"] > 0
 
 
 def test_class_names_go_from_the_checkpoint_to_the_demo_and_test_net(files, tmp_path):
@@ -213,3 +224,46 @@ def test_class_names_go_from_the_checkpoint_to_the_demo_and_test_net(files, tmp_
     torch.save(renamed, tmp_path / "swapped.pth")
     log = run("test_net.py", config, tmp_path / "eval_swapped", dataset, "MODEL.WEIGHT", str(tmp_path / "swapped.pth"))
     assert "the model's class names differ from those of" in log and "label 1: model 'red', dataset 'green'" in log
+
+
+def killer_env(tmp_path, signal_name, at):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(KILL_AFTER_EVALUATION)
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(site), ROOT]),
+                KILL_MARKER=str(tmp_path / "killed_once"), KILL_AT_EVALUATION=str(at), KILL_SIGNAL=signal_name)
+
+
+def test_a_stop_signal_after_an_evaluation_saves_and_the_resumed_run_goes_on(files, tmp_path):
+    base, dataset, config = files
+    out = tmp_path / "stopped"
+    command = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file", config, "--skip-test",
+               "OUTPUT_DIR", str(out), "DATASETS.TRAIN", "('{}',)".format(dataset), "DATASETS.TEST",
+               "('{}',)".format(dataset), *PERIODIC, "SOLVER.CHECKPOINT_PERIOD", "10"]
+    env = killer_env(tmp_path, "SIGTERM", 2)
+    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 143, first.stderr[-3000:]
+    assert "model_0000003.pth" in (out / "last_checkpoint").read_text()  # the iteration after the signal
+    assert torch.load(out / "model_0000003.pth", weights_only=True)["best"]["iteration"] == 2
+    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert [r["iteration"] for r in evaluations(out)] == [2, 4, 5]
+
+
+def test_a_worker_killed_under_torchrun_max_restarts_resumes_with_each_evaluation_once(files, tmp_path):
+    from .test_train_test_net import free_port
+
+    base, dataset, config = files
+    out = tmp_path / "restarted"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--max-restarts=1",
+               "--master_port={}".format(free_port()), "--log-dir", str(tmp_path / "torchrun_logs"),
+               os.path.join(ROOT, "tools", "train_net.py"), "--config-file", config, "--skip-test",
+               "OUTPUT_DIR", str(out), "DATASETS.TRAIN", "('{}',)".format(dataset), "DATASETS.TEST",
+               "('{}',)".format(dataset), *PERIODIC, "SOLVER.CHECKPOINT_PERIOD", "3"]
+    result = subprocess.run(command, cwd=ROOT, env=killer_env(tmp_path, "SIGKILL", 4), capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "killed_once").exists()  # rank 0 did die after the evaluation of iteration 4
+    assert "resuming from" in result.stdout + result.stderr
+    assert [r["iteration"] for r in evaluations(out)] == [2, 4, 5]
+    assert torch.load(out / "model_best.pth", weights_only=True)["best"]["iteration"] in (2, 4, 5)
