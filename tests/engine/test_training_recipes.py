@@ -277,3 +277,25 @@ def test_the_start_up_block_names_each_switch():
                  "decay 0.9998", "2 passes of 8 images per step", "every 500 iterations on DATASETS.VAL = my_val",
                  "AP50 -> model_best.pth"):
         assert text in block, text
+
+
+def test_do_train_with_accumulation_takes_the_one_pass_step():
+    """Through the loop: one SGD step (momentum, weight decay) with k = 2 and with k = 1 gives
+    the same weights."""
+    from atss_core.engine.trainer import do_train
+
+    cfg = tiny_cfg()
+    cfg.merge_from_list(["MODEL.RESNETS.BACKBONE_OUT_CHANNELS", 64, "SOLVER.BASE_LR", 0.01])
+    images, targets = mixed_batch()
+    weights = {}
+    for steps in (1, 2):
+        torch.manual_seed(0)
+        model = build_detection_model(cfg)
+        optimizer = make_optimizer(cfg, model)
+        scheduler = make_lr_scheduler(cfg, optimizer)
+        state = do_train(model, [(images, targets, None)], optimizer, scheduler, None, torch.device("cpu"), 0,
+                         {"iteration": 0}, hooks=[], accumulate_steps=steps)
+        weights[steps] = (model.state_dict(), state.loss_values())
+    assert weights[1][1] == pytest.approx(weights[2][1], rel=1e-5)
+    for name, value in weights[1][0].items():
+        torch.testing.assert_close(weights[2][0][name], value, rtol=1e-5, atol=1e-6, msg=name)
