@@ -8,7 +8,10 @@
    against torchvision's FCOS);
 4. trains the quickstart config on the GPU for --iterations iterations in float32 and with
    DTYPE float16, and compares the first iterations' losses with the same run (same SEED,
-   same batches) on the CPU.
+   same batches) on the CPU;
+5. trains with the recipe switches that have a GPU path together (float16 with the loss
+   scale taken out before gradient clipping, two accumulated passes per step, EMA, and an
+   evaluation every RECIPE_TEST_PERIOD iterations into metrics.json and model_best.pth).
 """
 import json
 import os
@@ -142,9 +145,9 @@ def model_timings(device=torch.device("cuda")):
     return rows
 
 
-def training_losses(device, dtype, iterations, output_dir, seed=0):
-    """Trains the quickstart config (synthetic data, generated when missing) and returns its
-    per-iteration history."""
+def training_losses(device, dtype, iterations, output_dir, seed=0, extra=()):
+    """Trains the quickstart config (synthetic data, generated when missing; ``extra``: more
+    KEY VALUE overrides) and returns its per-iteration history."""
     import logging
 
     from atss_core.config import load_config
@@ -157,7 +160,8 @@ def training_losses(device, dtype, iterations, output_dir, seed=0):
     cfg = load_config(QUICKSTART_CONFIG, [
         "MODEL.DEVICE", device, "DTYPE", dtype, "SEED", seed, "SOLVER.MAX_ITER", iterations,
         "SOLVER.CHECKPOINT_PERIOD", 0, "OUTPUT_DIR", output_dir,
-        "DATASETS.TRAIN", ("coco:{0}/train:{0}/annotations/instances_train.json".format(data),)])
+        "DATASETS.TRAIN", ("coco:{0}/train:{0}/annotations/instances_train.json".format(data),),
+        "DATASETS.TEST", ("coco:{0}/val:{0}/annotations/instances_val.json".format(data),)] + list(extra))
     cfg.freeze()
     logger = logging.getLogger("atss_core.gpu_check")
     history = []
@@ -204,6 +208,31 @@ def training_check(iterations, output_root):
     return "; ".join(lines)
 
 
+RECIPE_TEST_PERIOD = 20
+RECIPE = ("SOLVER.CLIP_GRADIENTS.ENABLED", True, "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
+          "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", 10.0, "SOLVER.ACCUMULATE_STEPS", 2, "MODEL.EMA.ENABLED", True,
+          "MODEL.EMA.WARMUP_ITERS", 20, "SOLVER.TEST_PERIOD", RECIPE_TEST_PERIOD, "TENSORBOARD.ENABLED", False)
+
+
+def recipe_check(output_root, device="cuda", dtype="float16", iterations=2 * RECIPE_TEST_PERIOD):
+    """The recipe switches together: the run must end with finite losses, an evaluation line in
+    metrics.json at every RECIPE_TEST_PERIOD and model_best.pth."""
+    from atss_core.utils.metrics_file import read_metrics
+
+    folder = os.path.join(output_root, "recipe_{}_{}".format(device, dtype))
+    history = training_losses(device, dtype, iterations, folder, extra=RECIPE)
+    totals = [sum(h[k] for k in LOSS_KEYS) for h in history]
+    evaluated = [r["iteration"] for r in read_metrics(os.path.join(folder, "metrics.json"))
+                 if any("/" in k for k in r)]
+    expected = list(range(RECIPE_TEST_PERIOD, iterations + 1, RECIPE_TEST_PERIOD))
+    best = os.path.join(folder, "model_best.pth")
+    if not (all(t == t and abs(t) != float("inf") for t in totals) and evaluated == expected and os.path.isfile(best)):
+        raise CheckFailed("{} {}: losses {:.3f} -> {:.3f}, evaluations at {} (expected {}), model_best.pth {}".format(
+            device, dtype, totals[0], totals[-1], evaluated, expected, "written" if os.path.isfile(best) else "missing"))
+    return "{} {}, clipping + 2 passes per step + EMA + evaluation every {}: loss {:.3f} -> {:.3f}, best {}".format(
+        device, dtype, RECIPE_TEST_PERIOD, totals[0], totals[-1], torch.load(best, weights_only=True)["best"])
+
+
 def write_json(path, data):
     """Writes ``data`` to ``path`` through a temporary file and os.replace, so that a reader (or a
     run killed mid-write) never sees half a file."""
@@ -232,6 +261,7 @@ def run_checks(iterations, json_path, output_dir=None, budget_s=None):
         ("model benchmark", lambda: "; ".join("{}: {:.1f} ms (FCOS {:.1f} ms)".format(name, ours, fcos)
                                               for name, (ours, fcos) in model_timings().items())),
         ("quickstart training, GPU vs CPU", lambda: training_check(iterations, output_root)),
+        ("training recipe switches on the GPU", lambda: recipe_check(output_root)),
     ]
     summary = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
                "iterations": iterations, "budget_s": budget_s, "complete": False, "running": None, "steps": []}

@@ -56,3 +56,10 @@ def test_cuda_home_is_found_through_an_nvcc_wrapper(tmp_path, monkeypatch):
     assert gpu_check.cuda_home() == str(tmp_path / "cuda-13.0")
     monkeypatch.setenv("CUDA_HOME", "/opt/cuda")
     assert gpu_check.cuda_home() == "/opt/cuda"
+
+
+def test_the_recipe_check_runs_its_switches_together_on_the_cpu(tmp_path):
+    detail = gpu_check.recipe_check(str(tmp_path), device="cpu", dtype="float32",
+                                    iterations=gpu_check.RECIPE_TEST_PERIOD)
+    assert "cpu float32, clipping + 2 passes per step + EMA" in detail and "'iteration': 20" in detail
+    assert (tmp_path / "recipe_cpu_float32" / "model_best.pth").exists()
