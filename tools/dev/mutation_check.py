@@ -52,6 +52,12 @@ DATA_TESTS = ["tests/data/test_transforms.py", "tests/structures", "tests/engine
               "tests/golden/test_official_outputs.py::test_multi_scale_test_matches_official"]
 SOLVER_TESTS = ["tests/solver"]
 CKPT_TESTS = ["tests/utils/test_checkpoint.py"]
+EMA_FILE = "atss_core/engine/ema.py"
+METRICS_FILE = "atss_core/utils/metrics_file.py"
+VALIDATION = "atss_core/engine/validation.py"
+DEFAULTS = "atss_core/engine/defaults.py"
+RECIPE_TESTS = ["tests/engine/test_training_recipes.py"]
+WORKFLOW_TESTS = ["tests/utils/test_metrics_file.py", "tests/tools/test_validation_during_training.py"]
 
 # (id, file, original, mutated, tests)
 MUTANTS = [
@@ -208,8 +214,8 @@ MUTANTS = [
      SOLVER_TESTS),
     ("scheduler-bisect-left", SCHEDULER, "bisect_right(self.milestones, iteration)", "bisect_left(self.milestones, iteration)",
      SOLVER_TESTS),
-    ("scheduler-warmup-alpha", SCHEDULER, "alpha = float(iteration) / self.warmup_iters",
-     "alpha = float(iteration + 1) / self.warmup_iters", SOLVER_TESTS),
+    ("scheduler-warmup-alpha", SCHEDULER, "alpha = float(iteration) / warmup_iters",
+     "alpha = float(iteration + 1) / warmup_iters", SOLVER_TESTS),
     # checkpoints
     ("ckpt-suffix-boundary", SERIAL, 'model_key.endswith("." + loaded_key)', "model_key.endswith(loaded_key)", CKPT_TESTS),
     ("ckpt-shortest-suffix", SERIAL, "if best is None or len(loaded_key) > len(best):",
@@ -273,8 +279,24 @@ MUTANTS += [
     ("box-area-plus-one", BOX, "return (box[:, 2] - box[:, 0] + self.plus_one) * (box[:, 3] - box[:, 1] + self.plus_one)",
      "return (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])", DATA_TESTS + MODEL_TESTS),
     ("solver-no-momentum", SOLVER, "momentum=solver.MOMENTUM)", "momentum=0.0)", SOLVER_TESTS),
-    ("scheduler-warmup-direction", SCHEDULER, "warmup = self.warmup_factor * (1 - alpha) + alpha",
-     "warmup = self.warmup_factor * alpha + (1 - alpha)", SOLVER_TESTS),
+    ("scheduler-warmup-direction", SCHEDULER, "return warmup_factor * (1 - alpha) + alpha",
+     "return warmup_factor * alpha + (1 - alpha)", SOLVER_TESTS),
+    # the training workflow (SOLVER.TEST_PERIOD, metrics.json, model_best, the recipe switches)
+    ("accumulate-own-positives", LOSS, "total_num_pos = given[0]",
+     "total_num_pos = float(pos_inds.numel())", RECIPE_TESTS),
+    ("accumulate-own-centerness", LOSS, "centerness_sum_avg = given[1] / float(num_processes)",
+     "centerness_sum_avg = float(centerness_targets.sum()) / float(num_processes)", RECIPE_TESTS),
+    ("cosine-no-end-lr", SCHEDULER, "values.append(warmup * (end + (base_lr - end) * cosine))",
+     "values.append(warmup * base_lr * cosine)", RECIPE_TESTS),
+    ("ema-no-warmup", EMA_FILE, "return self.decay * (1 - math.exp(-self.updates / self.warmup_iters))",
+     "return self.decay", RECIPE_TESTS),
+    ("norm-decay-ignored", SOLVER, "weight_decay = solver.WEIGHT_DECAY_NORM", "weight_decay = solver.WEIGHT_DECAY",
+     RECIPE_TESTS),
+    ("metrics-duplicate-lines", METRICS_FILE, "if key in self.written:", "if False:", WORKFLOW_TESTS),
+    ("best-sign-ignored", VALIDATION, 'self.sign = -1.0 if spec.startswith("-") else 1.0', "self.sign = 1.0",
+     WORKFLOW_TESTS),
+    ("best-not-resumed", DEFAULTS, 'RESUMED_STATE = ("iteration", "seed", "grad_scaler", "best", "ema")',
+     'RESUMED_STATE = ("iteration", "seed", "grad_scaler", "ema")', WORKFLOW_TESTS),
     ("assign-tie-highest-gt", ASSIGN, 'result = result.scatter_reduce(0, pos_anchor[winner], pos_gt[winner], reduce="amin")',
      'result = result.scatter_reduce(0, pos_anchor[winner], pos_gt[winner], reduce="amax")', MODEL_TESTS),
     ("fusion-no-shift", FUSION, "conv.bias = nn.Parameter(shift.to(conv.weight.dtype), requires_grad=False)",
