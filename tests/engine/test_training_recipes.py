@@ -94,11 +94,19 @@ def test_the_start_up_check_refuses_a_step_count_that_does_not_divide_the_batch(
         check_batch_sizes(cfg, 2, training=True)
 
 
-def test_feature_shapes_of_the_shape_only_run_match_the_real_features():
-    model = build_detection_model(tiny_cfg())
+@pytest.mark.parametrize("dcn", [False, True])
+def test_feature_shapes_of_the_shape_only_run_match_the_real_features(dcn):
+    """Deformable stages (compiled ops without meta kernels) take the one-image fallback."""
+    cfg = tiny_cfg()
+    if dcn:
+        cfg.merge_from_list(["MODEL.RESNETS.STAGE_WITH_DCN", (False, True, True, True),
+                             "MODEL.RESNETS.WITH_MODULATED_DCN", True])
+    model = build_detection_model(cfg)
+    model.train()
     for height, width in ((64, 64), (96, 160)):
         real = model.backbone(torch.zeros(1, 3, height, width))
         assert model.feature_shapes(height, width) == [tuple(f.shape[-2:]) for f in real]
+    assert model.backbone.training
 
 
 def clip_cfg(clip_type, value):
