@@ -10,11 +10,8 @@ import torch
 
 from atss_core.engine.precision import autocast_context
 from atss_core.structures.image_list import ImageList
-from atss_core.utils.comm import reduce_sum
+from atss_core.utils.comm import reduce_sum, unwrap_model
 
-
-def _plain(model):
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def split_batch(images, targets, steps):
@@ -30,7 +27,7 @@ def split_batch(images, targets, steps):
 
 def batch_normalizers(model, parts):
     """(positives, centerness-target sum) summed over the parts and over the processes."""
-    plain = _plain(model)
+    plain = unwrap_model(model)
     counts = [plain.loss_counts(images, targets) for images, targets in parts]
     local = torch.tensor([sum(c[0] for c in counts), sum(c[1] for c in counts)], dtype=torch.float64)
     device = next(plain.parameters()).device
@@ -40,7 +37,7 @@ def batch_normalizers(model, parts):
 
 @contextlib.contextmanager
 def _normalised_by(model, normalizers):
-    loss_evaluator = _plain(model).rpn.loss_evaluator
+    loss_evaluator = unwrap_model(model).rpn.loss_evaluator
     loss_evaluator.batch_normalizers = normalizers
     try:
         yield

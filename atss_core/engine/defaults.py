@@ -18,7 +18,7 @@ from atss_core.modeling.detector import build_detection_model
 from atss_core.modeling.fusion import optimize_for_inference
 from atss_core.solver import make_gradient_clipper, make_lr_scheduler, make_optimizer
 from atss_core.utils.checkpoint import DetectronCheckpointer, ema_weights_of
-from atss_core.utils.comm import all_gather, get_rank
+from atss_core.utils.comm import all_gather, get_rank, unwrap_model
 from atss_core.utils.metrics_file import MetricsFile
 from atss_core.utils.seed import resolve_seed, seed_everything
 from atss_core.weights.sources import CATALOG_PREFIX, TORCHVISION_PREFIX
@@ -65,7 +65,7 @@ def train(cfg, local_rank, distributed, logger, log_period=20, progress=False, h
     class_names = training_class_names(data_loader.dataset, logger)
     if class_names:
         arguments["class_names"] = class_names  # every checkpoint records them (the demos read them)
-    _plain(model).class_names = class_names  # evaluations compare them with the validation data's
+    unwrap_model(model).class_names = class_names  # evaluations compare them with the validation data's
     metrics_file = MetricsFile(os.path.join(cfg.OUTPUT_DIR, METRICS_FILE), logger) \
         if cfg.OUTPUT_DIR and get_rank() == 0 else None
     evaluation = None
@@ -92,14 +92,11 @@ def make_ema(cfg, model, saved_state, logger):
     return ema
 
 
-def _plain(model):
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
 
 def _with_final_weights(model, ema):
     """After training, what is evaluated: the averaged weights when MODEL.EMA is on."""
     if ema is not None:
-        _plain(model).load_state_dict(ema.weights)
+        unwrap_model(model).load_state_dict(ema.weights)
     return model
 
 
@@ -225,7 +222,7 @@ def evaluate_loaders(cfg, model, named_loaders, logger=None, tracker=None, itera
     """Every process predicts on each (name, loader); the main process evaluates them and gets
     {name: report}, the others {name: None}. ``write_files``: predictions, bbox.json and the
     metrics in OUTPUT_DIR/inference/<name>."""
-    model = _plain(model)  # inference needs no gradient synchronisation
+    model = unwrap_model(model)  # inference needs no gradient synchronisation
     device = torch.device(cfg.MODEL.DEVICE)
     bbox_aug_cfg = cfg if cfg.TEST.BBOX_AUG.ENABLED else None
     gathered = []

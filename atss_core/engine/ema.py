@@ -8,9 +8,8 @@ import math
 
 import torch
 
+from atss_core.utils.comm import unwrap_model
 
-def _plain(model):
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 class ModelEMA:
@@ -22,7 +21,7 @@ class ModelEMA:
         self.decay = decay
         self.warmup_iters = warmup_iters
         self.updates = 0
-        self.weights = {name: value.detach().clone() for name, value in _plain(model).state_dict().items()}
+        self.weights = {name: value.detach().clone() for name, value in unwrap_model(model).state_dict().items()}
 
     def current_decay(self):
         return self.decay * (1 - math.exp(-self.updates / self.warmup_iters))
@@ -31,7 +30,7 @@ class ModelEMA:
     def update(self, model):
         self.updates += 1
         d = self.current_decay()
-        for name, value in _plain(model).state_dict().items():
+        for name, value in unwrap_model(model).state_dict().items():
             average = self.weights[name]
             if average.is_floating_point():
                 average.mul_(d).add_(value.detach().to(average.dtype), alpha=1 - d)
@@ -55,7 +54,7 @@ class ModelEMA:
     @contextlib.contextmanager
     def applied_to(self, model):
         """Within the block ``model`` holds the averaged weights; its own come back afterwards."""
-        plain = _plain(model)
+        plain = unwrap_model(model)
         own = {name: value.detach().clone() for name, value in plain.state_dict().items()}
         plain.load_state_dict(self.weights)
         try:

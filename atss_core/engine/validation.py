@@ -9,7 +9,8 @@ import logging
 from atss_core.config.paths_catalog import dataset_folder_name
 from atss_core.engine.hooks import HookBase
 from atss_core.engine.launch import group_store
-from atss_core.utils.comm import get_rank, get_world_size, is_main_process, synchronize, wait_for_main_process
+from atss_core.utils.comm import (get_rank, get_world_size, is_main_process, synchronize, unwrap_model,
+                                   wait_for_main_process)
 from atss_core.utils.metrics_file import flatten_report
 
 BEST_NAME = "model_best"
@@ -95,7 +96,7 @@ class PeriodicEvaluation(HookBase):
             return
         iteration = state.iteration
         weights = self.ema.applied_to(state.model) if self.ema is not None else contextlib.nullcontext(
-            _plain(state.model))
+            unwrap_model(state.model))
         with weights as model:
             self.logger.info("evaluation at iteration %d%s", iteration, " (EMA weights)" if self.ema else "")
             reports = self.evaluate(model, iteration)
@@ -145,6 +146,3 @@ class PeriodicEvaluation(HookBase):
             wait_for_main_process(store, get_rank(), get_world_size(), self.logger, key=key,
                                   what="evaluate iteration {}".format(iteration))
 
-
-def _plain(model):
-    return getattr(model, "module", model)

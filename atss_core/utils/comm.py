@@ -27,6 +27,11 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def unwrap_model(model):
+    """The module inside a DistributedDataParallel wrapper (the model itself otherwise)."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
 def is_distributed():
     return dist.is_available() and dist.is_initialized()
 
