@@ -387,3 +387,32 @@ _C.MODEL.EMA = CN()
 _C.MODEL.EMA.ENABLED = False
 _C.MODEL.EMA.DECAY = 0.9998
 _C.MODEL.EMA.WARMUP_ITERS = 2000
+# ---- Training data (data/transforms/build.py, data/samplers/, the ATSS loss); all off by default
+# augmentation by torchvision.transforms.v2, each sample's draws from (SEED, iteration, rank,
+# position in the batch). Before the resize: colour jitter (RandomPhotometricDistort), zoom out
+# (RandomZoomOut onto the mean colour, up to ZOOM_OUT_MAX_RATIO times the image side) and SSD's
+# IoU crop (RandomIoUCrop), each applied with its probability; after the resize: large-scale
+# jitter (ScaleJitter by a factor in SCALE_JITTER_RANGE, then a random crop back to the resized
+# size; empty = off) and the flips. Boxes that leave the picture are dropped
+# (SanitizeBoundingBoxes, boxes under 1 pixel)
+_C.INPUT.PHOTOMETRIC_DISTORT_PROB = 0.0
+_C.INPUT.ZOOM_OUT_PROB = 0.0
+_C.INPUT.ZOOM_OUT_MAX_RATIO = 4.0
+_C.INPUT.IOU_CROP_PROB = 0.0
+_C.INPUT.SCALE_JITTER_RANGE = ()
+_C.INPUT.HORIZONTAL_FLIP_PROB_TRAIN = 0.5  # the official pipeline's flip
+_C.INPUT.VERTICAL_FLIP_PROB_TRAIN = 0.0
+# True: training leaves out images without a usable box (the official code); False: they train
+# as background, classification loss only (COCO; VOC images are never left out, as officially)
+_C.DATALOADER.FILTER_EMPTY_ANNOTATIONS = True
+# "TrainingSampler" (the official shuffled order) or "RepeatFactorTrainingSampler" (LVIS's: an
+# image repeats max(1, sqrt(REPEAT_THRESHOLD / f)) times per epoch, f the fraction of training
+# images with its rarest category; fractional repeats are drawn per epoch)
+_C.DATALOADER.SAMPLER_TRAIN = "TrainingSampler"
+_C.DATALOADER.REPEAT_THRESHOLD = 0.0
+# True: COCO crowd boxes (and VOC difficult ones when use_difficult is off) become ignore regions:
+# an anchor that is no object's positive and lies over one (the fraction of the anchor's area
+# inside it above IGNORE_IOF_THRESHOLD, mmdetection's "iof") has no classification loss.
+# False: they are dropped, as officially
+_C.MODEL.ATSS.IGNORE_CROWD = False
+_C.MODEL.ATSS.IGNORE_IOF_THRESHOLD = 0.5

@@ -11,15 +11,18 @@ from atss_core.utils.seed import SeededBatches, SeededDataset, worker_seeder
 from . import datasets as D
 from .collate_batch import BatchCollator, BBoxAugCollator
 from .datasets.concat_dataset import ConcatDataset
-from .samplers import DistributedSampler, GroupedBatchSampler, IterationBasedBatchSampler
+from .samplers import (DistributedSampler, GroupedBatchSampler, IterationBasedBatchSampler,
+                       RepeatFactorTrainingSampler, repeat_factors)
 from .transforms import build_transforms
 
 
 def build_dataset(dataset_list, transforms, dataset_catalog=DatasetCatalog, is_train=True, exif_orientation=False,
-                  plus_one=1):
+                  plus_one=1, filter_empty=True, ignore_regions=False):
     """One dataset per name of ``dataset_list`` (test) or their concatenation (train), the
     names looked up in ``dataset_catalog`` (paths_catalog.DatasetCatalog); ``exif_orientation``:
-    INPUT.EXIF_ORIENTATION; ``plus_one``: 1 or 0 as MODEL.LEGACY_PLUS_ONE."""
+    INPUT.EXIF_ORIENTATION; ``plus_one``: 1 or 0 as MODEL.LEGACY_PLUS_ONE. Training only:
+    ``filter_empty`` (DATALOADER.FILTER_EMPTY_ANNOTATIONS) leaves out COCO images without a
+    usable box, ``ignore_regions`` (MODEL.ATSS.IGNORE_CROWD) keeps crowds as ignore regions."""
     if not isinstance(dataset_list, (list, tuple)) or not dataset_list:
         raise ValueError("DATASETS.{} must be a non-empty list of dataset names, got {!r}".format(
             "TRAIN" if is_train else "TEST", dataset_list))
@@ -33,11 +36,23 @@ def build_dataset(dataset_list, transforms, dataset_catalog=DatasetCatalog, is_t
         args = dict(entry["args"], transforms=transforms, skip_unreadable=is_train,
                     exif_orientation=exif_orientation, plus_one=plus_one)
         if entry["factory"] == "COCODataset":
-            args["remove_images_without_annotations"] = is_train
+            args["remove_images_without_annotations"] = is_train and filter_empty
+        if is_train and ignore_regions:
+            args["ignore_regions"] = True
         datasets.append(factory(**args))
+        if is_train and not filter_empty:
+            log_background_images(datasets[-1], name)
     if not is_train:
         return datasets
     return [datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)]
+
+
+def log_background_images(dataset, name):
+    """Logs how many images of a training set have no object: they train as background."""
+    empty = sum(len(dataset.get_groundtruth(i)) == 0 for i in range(len(dataset)))
+    logging.getLogger(__name__).info("%s: %d of %d training images have no object and train as background images "
+                                     "(DATALOADER.FILTER_EMPTY_ANNOTATIONS False)", name, empty, len(dataset))
+    return empty
 
 
 def _aspect_ratio_groups(dataset):
@@ -57,10 +72,36 @@ def make_data_sampler(dataset, shuffle, distributed, seed=0):
     return DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
 
 
+TRAINING_SAMPLERS = ("TrainingSampler", "RepeatFactorTrainingSampler")
+
+
+def make_training_sampler(cfg, dataset, distributed, seed=0):
+    """DATALOADER.SAMPLER_TRAIN: the official shuffle, or repeat-factor sampling with
+    DATALOADER.REPEAT_THRESHOLD; each process gets its share of the same epoch."""
+    name = cfg.DATALOADER.SAMPLER_TRAIN
+    if name not in TRAINING_SAMPLERS:
+        raise ValueError("DATALOADER.SAMPLER_TRAIN must be one of {}, got {!r}".format(", ".join(TRAINING_SAMPLERS),
+                                                                                      name))
+    if name == "TrainingSampler":
+        return make_data_sampler(dataset, True, distributed, seed)
+    threshold = float(cfg.DATALOADER.REPEAT_THRESHOLD)
+    if threshold <= 0:
+        raise ValueError("DATALOADER.SAMPLER_TRAIN RepeatFactorTrainingSampler needs DATALOADER.REPEAT_THRESHOLD > 0 "
+                         "(LVIS uses 0.001), got {}".format(threshold))
+    factors = repeat_factors([dataset.get_groundtruth(i).get_field("labels") for i in range(len(dataset))],
+                             threshold)
+    logging.getLogger(__name__).info(
+        "repeat-factor sampling (threshold %g): %d of %d images repeat, by up to %.2f; an epoch holds about %.0f "
+        "images", threshold, int((factors > 1).sum()), len(factors), float(factors.max()), float(factors.sum()))
+    world, rank = (get_world_size(), get_rank()) if distributed else (1, 0)
+    return RepeatFactorTrainingSampler(factors, num_replicas=world, rank=rank, seed=seed)
+
+
 def make_batch_data_sampler(dataset, sampler, aspect_grouping, images_per_batch, num_iters=None, start_iter=0):
     if aspect_grouping:
         batch_sampler = GroupedBatchSampler(sampler, _aspect_ratio_groups(dataset), images_per_batch,
-                                            drop_uneven=False)
+                                            drop_uneven=False,
+                                            keep_repeats=isinstance(sampler, RepeatFactorTrainingSampler))
     else:
         batch_sampler = torch.utils.data.sampler.BatchSampler(sampler, images_per_batch, drop_last=False)
     if num_iters is not None:
@@ -106,7 +147,9 @@ def make_data_loader(cfg, is_train=True, is_distributed=None, start_iter=0, seed
     bbox_aug = not is_train and cfg.TEST.BBOX_AUG.ENABLED  # the raw images go to engine/bbox_aug.py
     datasets = build_dataset(names, None if bbox_aug else build_transforms(cfg, is_train), is_train=is_train,
                              exif_orientation=cfg.INPUT.EXIF_ORIENTATION,
-                             plus_one=int(cfg.MODEL.LEGACY_PLUS_ONE))
+                             plus_one=int(cfg.MODEL.LEGACY_PLUS_ONE),
+                             filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+                             ignore_regions=cfg.MODEL.ATSS.IGNORE_CROWD)
     collator = BBoxAugCollator() if bbox_aug else BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY)
     loaders = []
     for dataset, name in zip(datasets, [names] if is_train else names):
@@ -114,7 +157,10 @@ def make_data_loader(cfg, is_train=True, is_distributed=None, start_iter=0, seed
             raise ValueError("dataset {} has no usable image".format(name))
         if not bbox_aug:
             check_num_classes(dataset, name, cfg.MODEL.ATSS.NUM_CLASSES)
-        sampler = make_data_sampler(dataset, shuffle, is_distributed, seed)
+        if is_train:
+            sampler = make_training_sampler(cfg, dataset, is_distributed, seed)
+        else:
+            sampler = make_data_sampler(dataset, shuffle, is_distributed, seed)
         batch_sampler = make_batch_data_sampler(dataset, sampler, cfg.DATALOADER.ASPECT_RATIO_GROUPING,
                                                 per_process, num_iters, start_iter)
         worker_init = None

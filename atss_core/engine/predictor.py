@@ -1,5 +1,4 @@
 """ATSSDemo: a config + weights -> detections on OpenCV (BGR numpy) images, and drawings of them."""
-import cv2
 import numpy as np
 import torch
 
@@ -8,6 +7,7 @@ from atss_core.modeling.detector import build_detection_model
 from atss_core.modeling.fusion import optimize_for_inference
 from atss_core.structures.image_list import to_image_list
 from atss_core.utils.checkpoint import DetectronCheckpointer
+from atss_core.utils.drawing import draw_box, palette
 
 
 # the 80 COCO categories in contiguous-label order (label k = COCO_CLASSES[k]), used when a
@@ -37,11 +37,6 @@ def default_class_names(num_classes):
     if num_classes == len(COCO_CLASSES):
         return list(COCO_CLASSES)
     return ["__background__"] + ["class {}".format(k) for k in range(1, num_classes)]
-
-
-def _palette(index):
-    rng = np.random.RandomState(index * 7919 + 17)
-    return tuple(int(c) for c in rng.randint(64, 256, size=3))
 
 
 class ATSSDemo:
@@ -114,18 +109,9 @@ class ATSSDemo:
     def overlay(self, image, predictions):
         """A copy of ``image`` with boxes, class names and scores drawn."""
         canvas = image.copy()
-        scale = max(0.35, min(canvas.shape[:2]) / 600.0)
         for box, score, label in zip(predictions.bbox.tolist(), predictions.get_field("scores").tolist(),
                                      predictions.get_field("labels").tolist()):
-            x1, y1, x2, y2 = [int(round(v)) for v in box]
-            color = _palette(label)
-            cv2.rectangle(canvas, (x1, y1), (x2, y2), color, max(1, int(2 * scale)))
-            text = "{} {:.2f}".format(self.class_names[label], score)
-            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, 1)
-            y_text = max(y1, th + 2)
-            cv2.rectangle(canvas, (x1, y_text - th - 2), (x1 + tw + 2, y_text), color, -1)
-            cv2.putText(canvas, text, (x1 + 1, y_text - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (0, 0, 0), 1,
-                        cv2.LINE_AA)
+            draw_box(canvas, box, palette(label), "{} {:.2f}".format(self.class_names[label], score))
         return canvas
 
     def run_on_opencv_image(self, image):

@@ -99,3 +99,15 @@ def cat_boxlist(bboxes):
     for field in fields:
         cat_boxes.add_field(field, _cat([b.get_field(field) for b in bboxes], dim=0))
     return cat_boxes
+
+
+# a training target's boolean field that marks ignore regions (MODEL.ATSS.IGNORE_CROWD)
+IGNORE_FIELD = "ignore"
+
+
+def split_ignore_regions(target):
+    """(objects, ignore regions) of a training target; the regions are None when it has none."""
+    if not target.has_field(IGNORE_FIELD):
+        return target, None
+    flags = target.get_field(IGNORE_FIELD)
+    return target[~flags], target[flags]

@@ -1,7 +1,14 @@
+import math
+
+import pytest
 import torch
 
+from atss_core.data.build import make_data_loader
 from atss_core.data.collate_batch import BatchCollator
-from atss_core.data.samplers import DistributedSampler, GroupedBatchSampler, IterationBasedBatchSampler
+from atss_core.data.samplers import (DistributedSampler, GroupedBatchSampler, IterationBasedBatchSampler,
+                                     RepeatFactorTrainingSampler, repeat_factors)
+
+from .test_build import loader_cfg
 
 
 def test_distributed_sampler_partitions_one_seeded_permutation():
@@ -58,3 +65,60 @@ def test_collator_pads_and_keeps_targets_and_indices():
     images, targets, indices = BatchCollator(size_divisible=4)(batch)
     assert images.tensors.shape == (2, 3, 12, 8) and images.image_sizes == [(5, 7), (9, 3)]
     assert targets == ("t0", "t1") and indices == (4, 8)
+
+
+def test_repeat_factors_follow_the_lvis_formula_on_a_100_to_1_imbalance():
+    common, rare = 1000, 10
+    labels = [torch.tensor([1])] * common + [torch.tensor([1, 2])] * rare + [torch.tensor([], dtype=torch.int64)]
+    threshold = 0.1
+    factors = repeat_factors(labels, threshold)
+    f_rare = rare / len(labels)
+    assert factors[-2].item() == pytest.approx(math.sqrt(threshold / f_rare))  # its rarest category decides
+    assert factors[0].item() == 1.0 and factors[-1].item() == 1.0  # frequent category, and no category
+    assert repeat_factors(labels, 0.001)[-2].item() == 1.0  # f above the threshold: no repeat
+
+
+def test_repeat_factor_sampler_repeats_by_the_factors_deterministically_and_splits_across_processes():
+    factors = torch.tensor([1.0] * 50 + [3.25] * 4)
+    counts = torch.zeros(len(factors))
+    epochs = 200
+    for epoch in range(epochs):
+        sampler = RepeatFactorTrainingSampler(factors, seed=5)
+        sampler.set_epoch(epoch)
+        counts += torch.bincount(torch.tensor(list(sampler)), minlength=len(factors))
+    assert (counts[:50] == epochs).all()
+    assert counts[50:].mean().item() / epochs == pytest.approx(3.25, abs=0.05)
+    first, again = RepeatFactorTrainingSampler(factors, seed=5), RepeatFactorTrainingSampler(factors, seed=5)
+    first.set_epoch(3)
+    again.set_epoch(3)
+    assert list(first) == list(again)
+    shards = [RepeatFactorTrainingSampler(factors, num_replicas=2, rank=r, seed=5) for r in (0, 1)]
+    for shard in shards:
+        shard.set_epoch(3)
+    whole = first.epoch_indices()
+    dealt = [i for pair in zip(*[list(s) for s in shards]) for i in pair]
+    assert dealt[:len(whole)] == whole and len(list(shards[0])) == len(shards[0])
+
+
+def test_grouped_batches_keep_every_repeat_of_the_repeat_factor_sampler():
+    factors = torch.tensor([1.0, 1.0, 4.0, 1.0, 2.0, 1.0])
+    sampler = RepeatFactorTrainingSampler(factors, seed=0)
+    order = list(sampler)
+    grouped = GroupedBatchSampler(sampler, [0, 1, 0, 1, 0, 1], 2, keep_repeats=True)
+    batches = list(grouped)
+    assert sorted(i for b in batches for i in b) == sorted(order)  # every occurrence, once
+    assert all(len({i % 2 for i in b}) == 1 for b in batches)  # groups respected
+    assert sum(len(b) for b in GroupedBatchSampler(sampler, [0, 1, 0, 1, 0, 1], 2)) < len(order)  # the official rule
+
+
+def test_repeat_factor_training_resumes_on_the_same_batches(tmp_path):
+    cfg = loader_cfg(tmp_path, **{"DATALOADER.SAMPLER_TRAIN": "RepeatFactorTrainingSampler",
+                                  "DATALOADER.REPEAT_THRESHOLD": 0.9, "SOLVER.MAX_ITER": 6,
+                                  "DATALOADER.FILTER_EMPTY_ANNOTATIONS": False})
+    whole = [indices for _, _, indices in make_data_loader(cfg, is_train=True, seed=3)]
+    resumed = [indices for _, _, indices in make_data_loader(cfg, is_train=True, seed=3, start_iter=4)]
+    assert len(whole) == 6 and resumed == whole[4:]
+    bad = cfg.clone()
+    bad.merge_from_list(["DATALOADER.SAMPLER_TRAIN", "Repeat"])
+    with pytest.raises(ValueError, match="SAMPLER_TRAIN must be one of"):
+        make_data_loader(bad, is_train=True)

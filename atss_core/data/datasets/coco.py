@@ -11,6 +11,7 @@ from pycocotools.coco import COCO
 
 from atss_core.structures.bounding_box import BoxList
 
+from .ignore_regions import with_ignore_regions
 from .image_io import UnreadableImageError, UnreadableImagePolicy, check_images_exist, read_image_bgr
 
 
@@ -27,13 +28,16 @@ class COCODataset(torch.utils.data.Dataset):
     """Items are (image, target BoxList with "labels", index).
 
     Category ids are mapped to contiguous labels 1..C (``json_category_id_to_contiguous_id``
-    and back). With ``remove_images_without_annotations`` (training) images without a usable
-    box are dropped; crowd boxes are never targets. Test datasets keep every image."""
+    and back). With ``remove_images_without_annotations`` (training, the official default)
+    images without a usable box are dropped; without it they stay, and a training set counts
+    them in its log. Crowd boxes are never targets; with ``ignore_regions`` the loaded items
+    carry them as ignore regions (ignore_regions.py). Test datasets keep every image."""
 
     def __init__(self, ann_file, root, remove_images_without_annotations, transforms=None, skip_unreadable=False,
-                 exif_orientation=False, plus_one=1):
+                 exif_orientation=False, plus_one=1, ignore_regions=False):
         self.exif_orientation = exif_orientation
         self.plus_one = plus_one
+        self.ignore_regions = ignore_regions
         if not os.path.isfile(ann_file):
             raise FileNotFoundError("COCO annotation file not found: {}".format(ann_file))
         if not os.path.isdir(root):
@@ -70,16 +74,25 @@ class COCODataset(torch.utils.data.Dataset):
         """The COCO image record (file_name, width, height, id) of item ``index``."""
         return self.coco.imgs[self.id_to_img_map[index]]
 
-    def get_groundtruth(self, index):
+    def get_groundtruth(self, index, crowd=False):
+        """The objects of item ``index`` (xyxy, "labels"); with ``crowd``, its crowd boxes instead."""
         info = self.get_img_info(index)
         anno = [obj for obj in self.coco.loadAnns(self.coco.getAnnIds(imgIds=info["id"], iscrowd=None))
-                if obj.get("iscrowd", 0) == 0]
+                if bool(obj.get("iscrowd", 0)) == crowd]
         boxes = torch.as_tensor([obj["bbox"] for obj in anno], dtype=torch.float32).reshape(-1, 4)
         target = BoxList(boxes, (info["width"], info["height"]), mode="xywh", plus_one=self.plus_one)
         target = target.convert("xyxy")
         labels = [self.json_category_id_to_contiguous_id[obj["category_id"]] for obj in anno]
         target.add_field("labels", torch.tensor(labels, dtype=torch.int64))
         return target.clip_to_image(remove_empty=True)
+
+    def training_target(self, index):
+        """What training sees of item ``index``: its objects, and its crowds as ignore regions
+        when the dataset keeps them."""
+        target = self.get_groundtruth(index)
+        if self.ignore_regions:
+            target = with_ignore_regions(target, self.get_groundtruth(index, crowd=True))
+        return target
 
     @property
     def num_categories(self):
@@ -105,7 +118,7 @@ class COCODataset(torch.utils.data.Dataset):
                 info["file_name"], info["width"], info["height"], image.shape[1], image.shape[0],
                 " once its EXIF orientation is applied (INPUT.EXIF_ORIENTATION True); the annotation's boxes "
                 "refer to the stored pixels" if turned else ""))
-        target = self.get_groundtruth(index)
+        target = self.training_target(index)
         if self._transforms is not None:
             image, target = self._transforms(image, target)
         return image, target, index

@@ -14,6 +14,10 @@ class ConcatDataset(_ConcatDataset):
         dataset_idx, sample_idx = self.get_idxs(idx)
         return self.datasets[dataset_idx].get_img_info(sample_idx)
 
+    def get_groundtruth(self, idx):
+        dataset_idx, sample_idx = self.get_idxs(idx)
+        return self.datasets[dataset_idx].get_groundtruth(sample_idx)
+
     @property
     def num_categories(self):
         return max(getattr(d, "num_categories", 0) for d in self.datasets)

@@ -8,6 +8,7 @@ import torch
 
 from atss_core.structures.bounding_box import BoxList
 
+from .ignore_regions import with_ignore_regions
 from .image_io import UnreadableImagePolicy, check_images_exist, read_image_bgr
 
 VOC_CLASSES = ("__background__", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -21,11 +22,14 @@ class PascalVOCDataset(torch.utils.data.Dataset):
     VOC corners are 1-based and inclusive: 1 is subtracted (the official conversion).
     ``classes``: names with "__background__" first; by default the 20 VOC classes, or, when an
     annotation names another class, the sorted set of names found in the split. Difficult
-    objects are dropped unless ``use_difficult`` (evaluation reads them from get_groundtruth)."""
+    objects are dropped unless ``use_difficult`` (evaluation reads them from get_groundtruth);
+    with ``ignore_regions`` the loaded items carry the dropped ones as ignore regions
+    (ignore_regions.py). Images without objects are kept, as officially."""
 
     def __init__(self, data_dir, split, use_difficult=False, transforms=None, classes=None, skip_unreadable=False,
-                 exif_orientation=False, plus_one=1):
+                 exif_orientation=False, plus_one=1, ignore_regions=False):
         self.exif_orientation = exif_orientation
+        self.ignore_regions = ignore_regions
         self.plus_one = plus_one
         if not os.path.isdir(data_dir):
             raise FileNotFoundError("VOC dataset folder not found: {}".format(data_dir))
@@ -133,6 +137,15 @@ class PascalVOCDataset(torch.utils.data.Dataset):
         target.add_field("difficult", torch.tensor([o["difficult"] for o in objects], dtype=torch.bool))
         return target
 
+    def training_target(self, index):
+        """What training sees of item ``index``: its objects (difficult ones as use_difficult
+        says), and the difficult ones left out as ignore regions when the dataset keeps them."""
+        target = self.get_groundtruth(index)
+        if self.ignore_regions and not self.keep_difficult:
+            everything = self.get_groundtruth(index, keep_difficult=True)
+            target = with_ignore_regions(target, everything[everything.get_field("difficult")])
+        return target.clip_to_image(remove_empty=True)
+
     def map_class_id_to_class_name(self, class_id):
         return self.classes[class_id]
 
@@ -141,7 +154,7 @@ class PascalVOCDataset(torch.utils.data.Dataset):
 
     def _load_item(self, index):
         image = read_image_bgr(self._image_path(self.ids[index]), self.exif_orientation)
-        target = self.get_groundtruth(index).clip_to_image(remove_empty=True)
+        target = self.training_target(index)
         if self._transforms is not None:
             image, target = self._transforms(image, target)
         return image, target, index

@@ -13,8 +13,10 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
-from atss_core.structures.bounding_box import FLIP_LEFT_RIGHT
+from atss_core.structures.bounding_box import FLIP_LEFT_RIGHT, BoxList
 
 
 def image_size(image):
@@ -131,6 +133,74 @@ class Normalize:
             image = image[[2, 1, 0]] / 255.0
         return (image - self.mean) / self.std, target
 
+    def invert(self, tensor):
+        """A normalised 3xHxW tensor back to the HxWx3 uint8 BGR image it came from (for pictures)."""
+        image = tensor.detach().cpu().float() * self.std + self.mean
+        if not self.to_bgr255:
+            image = image[[2, 1, 0]] * (1.0 if self.to_rgb255 else 255.0)
+        return np.ascontiguousarray(image.round().clamp(0, 255).byte().permute(1, 2, 0).numpy())
+
     def __repr__(self):
         return "Normalize(mean={}, std={}, to_bgr255={}, to_rgb255={})".format(
             self.mean.flatten().tolist(), self.std.flatten().tolist(), self.to_bgr255, self.to_rgb255)
+
+class TorchvisionV2:
+    """Runs torchvision.transforms.v2 ``steps`` on an (image, target) pair of this pipeline.
+
+    The BGR array goes in as an RGB ``tv_tensors.Image`` (the colour transforms assume RGB) and
+    the boxes as ``tv_tensors.BoundingBoxes`` in torchvision's convention (x2, y2 exclusive:
+    ``plus_one`` is added and taken off again), so every geometric step moves them exactly.
+    Each box's index rides along as its label: the boxes that survive keep all their fields.
+    A step is a v2 transform or a callable on the whole sample dict. Random draws come from
+    torch's generator, which the training loader seeds per sample (utils/seed.py).
+    """
+
+    def __init__(self, steps, skip_without_boxes=False):
+        self.steps = list(steps)
+        self.skip_without_boxes = skip_without_boxes  # RandomIoUCrop needs a box to crop around
+
+    def __call__(self, image, target=None):
+        if target is None or (self.skip_without_boxes and len(target) == 0):
+            return image, target
+        height, width = image.shape[:2]
+        target = target.convert("xyxy")
+        plus_one = target.plus_one
+        exclusive = target.bbox + target.bbox.new_tensor([0.0, 0.0, plus_one, plus_one])
+        sample = {
+            "image": tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1)))),
+            "boxes": tv_tensors.BoundingBoxes(exclusive, format="XYXY", canvas_size=(height, width)),
+            "labels": torch.arange(len(target)),
+        }
+        for step in self.steps:
+            sample = step(sample)
+        kept = sample["labels"]
+        out_h, out_w = sample["image"].shape[-2:]
+        boxes = sample["boxes"].as_subclass(torch.Tensor) - target.bbox.new_tensor([0.0, 0.0, plus_one, plus_one])
+        result = BoxList(boxes.reshape(-1, 4), (out_w, out_h), mode="xyxy", plus_one=plus_one)
+        for name in target.fields():
+            result.add_field(name, target.get_field(name)[kept])
+        rgb = sample["image"].as_subclass(torch.Tensor).permute(1, 2, 0).numpy()
+        return np.ascontiguousarray(rgb[:, :, ::-1]), result
+
+    def __repr__(self):
+        return "TorchvisionV2({})".format(", ".join(repr(s) for s in self.steps))
+
+
+class ScaleJitterCrop:
+    """Large-scale jitter on a v2 sample: scaled by a factor drawn from ``scale_range``
+    (torchvision's ScaleJitter, with the sample's own size as the target), then, where it grew,
+    a random crop back to that size, so that memory stays that of the unjittered image."""
+
+    def __init__(self, scale_range):
+        self.scale_range = tuple(float(s) for s in scale_range)
+
+    def __call__(self, sample):
+        height, width = sample["image"].shape[-2:]
+        sample = v2.ScaleJitter((height, width), scale_range=self.scale_range, antialias=True)(sample)
+        new_h, new_w = sample["image"].shape[-2:]
+        if new_h > height or new_w > width:
+            sample = v2.RandomCrop((min(height, new_h), min(width, new_w)))(sample)
+        return sample
+
+    def __repr__(self):
+        return "ScaleJitterCrop(scale_range={})".format(self.scale_range)

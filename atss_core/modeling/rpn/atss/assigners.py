@@ -11,6 +11,8 @@ targets' BoxList.area(), in their own convention) break SSC's ties, computed fro
 ``plus_one``'s convention when None. The loss
 calls them through :func:`assign`; nothing here reads the config.
 """
+from typing import NamedTuple
+
 import torch
 
 from atss_core.modeling.matcher import Matcher
@@ -56,16 +58,22 @@ def _best_positive_gt(ious, is_pos):
     return torch.where(values == -INF, torch.full_like(index, BACKGROUND), index)
 
 
-def assign_atss(*, anchors, num_anchors_per_level, gt_boxes, topk, num_anchors_per_location=1,
-                fg_iou_threshold=None, bg_iou_threshold=None, plus_one=TO_REMOVE, gt_areas=None):
-    """Adaptive training sample selection.
+class ATSSSelection(NamedTuple):
+    """The steps of ATSS for every gt (what tools/visualize_assignment.py draws): the candidate
+    anchors [K, G] (levels one after the other, min(topk x anchors per location, level size)
+    rows each), their IoUs [K, G], each gt's threshold [G] (mean + std of its candidates' IoUs)
+    and which candidates are positive [K, G]."""
+    candidates: torch.Tensor
+    candidate_ious: torch.Tensor
+    threshold: torch.Tensor
+    is_pos: torch.Tensor
 
-    Per level, the ``topk`` x ``num_anchors_per_location`` anchors whose centres are nearest
+
+def atss_selection(anchors, num_anchors_per_level, gt_boxes, topk, num_anchors_per_location=1,
+                   plus_one=TO_REMOVE):
+    """Per level, the ``topk`` x ``num_anchors_per_location`` anchors whose centres are nearest
     each gt centre are candidates; a candidate is positive when its IoU >= mean + std of the
-    gt's candidate IoUs and its centre lies inside the gt; an anchor positive for several gts
-    takes the highest IoU (the lowest gt index among equal ones). IoUs are computed for the
-    candidates only. The IoU thresholds are not used.
-    """
+    gt's candidate IoUs and its centre lies inside the gt. IoUs are computed for the candidates only."""
     candidates_per_level = topk * num_anchors_per_location
     anchor_ctr = box_centres(anchors)
     distances = _centre_distances(anchor_ctr, gt_boxes)
@@ -80,6 +88,17 @@ def assign_atss(*, anchors, num_anchors_per_level, gt_boxes, topk, num_anchors_p
     candidate_ious = paired_box_iou_legacy(anchors[candidates], gt_boxes[None, :, :], plus_one)
     threshold = candidate_ious.mean(0) + candidate_ious.std(0)
     is_pos = (candidate_ious >= threshold[None, :]) & _inside(anchor_ctr[candidates], gt_boxes)
+    return ATSSSelection(candidates, candidate_ious, threshold, is_pos)
+
+
+def assign_atss(*, anchors, num_anchors_per_level, gt_boxes, topk, num_anchors_per_location=1,
+                fg_iou_threshold=None, bg_iou_threshold=None, plus_one=TO_REMOVE, gt_areas=None):
+    """Adaptive training sample selection (:func:`atss_selection`); an anchor positive for
+    several gts takes the highest IoU (the lowest gt index among equal ones). The IoU
+    thresholds are not used.
+    """
+    candidates, candidate_ious, _, is_pos = atss_selection(anchors, num_anchors_per_level, gt_boxes, topk,
+                                                           num_anchors_per_location, plus_one)
     gt_index = torch.arange(gt_boxes.shape[0], device=anchors.device).expand_as(candidates)
     pos_anchor, pos_gt, pos_iou = candidates[is_pos], gt_index[is_pos], candidate_ious[is_pos]
     best = torch.full((anchors.shape[0],), -INF, dtype=pos_iou.dtype, device=anchors.device)
@@ -152,6 +171,25 @@ def check_positive_type(positive_type):
         raise ValueError("MODEL.ATSS.POSITIVE_TYPE must be one of {}; got {!r}".format(
             ", ".join(ASSIGNERS), positive_type))
     return positive_type
+
+
+def ignore_overlapping(gt_index, anchors, ignore_boxes, iof_threshold, plus_one=TO_REMOVE):
+    """``gt_index`` with IGNORE for every BACKGROUND anchor whose area lies more than
+    ``iof_threshold`` inside an ignore region (intersection over the anchor's area: mmdetection's
+    "iof"); positives of real objects keep their gt."""
+    if ignore_boxes.shape[0] == 0:
+        return gt_index
+    candidates = (gt_index == BACKGROUND).nonzero().squeeze(1)
+    boxes = anchors[candidates]
+    width = (torch.min(boxes[:, None, 2], ignore_boxes[None, :, 2])
+             - torch.max(boxes[:, None, 0], ignore_boxes[None, :, 0]) + plus_one).clamp(min=0)
+    height = (torch.min(boxes[:, None, 3], ignore_boxes[None, :, 3])
+              - torch.max(boxes[:, None, 1], ignore_boxes[None, :, 1]) + plus_one).clamp(min=0)
+    area = (boxes[:, 2] - boxes[:, 0] + plus_one) * (boxes[:, 3] - boxes[:, 1] + plus_one)
+    iof = (width * height).amax(dim=1) / area
+    result = gt_index.clone()
+    result[candidates[iof > iof_threshold]] = IGNORE
+    return result
 
 
 def assign(positive_type, *, anchors, gt_boxes, **settings):

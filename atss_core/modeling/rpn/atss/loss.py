@@ -16,10 +16,11 @@ from atss_core.layers import SigmoidFocalLoss
 from atss_core.modeling.matcher import Matcher
 from atss_core.modeling.rpn.anchor_generator import num_anchors_per_location
 from atss_core.modeling.rpn.utils import concat_box_prediction_layers
-from atss_core.structures.boxlist_ops import cat_boxlist
+from atss_core.structures.boxlist_ops import cat_boxlist, split_ignore_regions
 from atss_core.utils.comm import get_world_size, reduce_sum
 
-from .assigners import ASSIGNERS, BACKGROUND, IGNORE, INF, assign, box_centres, check_positive_type  # noqa: F401
+from .assigners import (ASSIGNERS, BACKGROUND, IGNORE, INF, assign, box_centres,  # noqa: F401
+                        check_positive_type, ignore_overlapping)
 
 get_num_gpus = get_world_size  # the official name: the number of processes
 
@@ -35,6 +36,7 @@ class ATSSLossSettings:
     focal_gamma: float = 2.0
     focal_alpha: float = 0.25
     reg_loss_weight: float = 2.0
+    ignore_iof_threshold: float = 0.5  # anchors over ignore regions (targets with an "ignore" field)
 
     @classmethod
     def from_config(cls, cfg):
@@ -42,7 +44,8 @@ class ATSSLossSettings:
         return cls(positive_type=atss.POSITIVE_TYPE, topk=atss.TOPK,
                    num_anchors_per_location=num_anchors_per_location(cfg),
                    fg_iou_threshold=atss.FG_IOU_THRESHOLD, bg_iou_threshold=atss.BG_IOU_THRESHOLD,
-                   focal_gamma=atss.LOSS_GAMMA, focal_alpha=atss.LOSS_ALPHA, reg_loss_weight=atss.REG_LOSS_WEIGHT)
+                   focal_gamma=atss.LOSS_GAMMA, focal_alpha=atss.LOSS_ALPHA, reg_loss_weight=atss.REG_LOSS_WEIGHT,
+                   ignore_iof_threshold=atss.IGNORE_IOF_THRESHOLD)
 
 
 def giou_loss(pred_boxes, target_boxes, weight=None):
@@ -103,26 +106,36 @@ class ATSSLossComputation:
         self.batch_normalizers = None
 
     def assign(self, anchors_per_level, targets_per_image):
-        """[A] gt index / BACKGROUND / IGNORE for one image (anchors as a list of per-level BoxLists)."""
-        return self._assign(cat_boxlist(anchors_per_level).bbox, [len(a) for a in anchors_per_level],
-                            targets_per_image)
+        """[A] gt index (among the target's objects) / BACKGROUND / IGNORE for one image (anchors
+        as a list of per-level BoxLists)."""
+        objects, ignore_regions = split_ignore_regions(targets_per_image)
+        return self._assign(cat_boxlist(anchors_per_level).bbox, [len(a) for a in anchors_per_level], objects,
+                            ignore_regions)
 
-    def _assign(self, anchors, counts, targets_per_image):
+    def _assign(self, anchors, counts, targets_per_image, ignore_regions=None):
         s = self.settings
-        return assign(s.positive_type, anchors=anchors, num_anchors_per_level=counts,
-                      gt_boxes=targets_per_image.convert("xyxy").bbox, topk=s.topk,
-                      num_anchors_per_location=s.num_anchors_per_location, fg_iou_threshold=s.fg_iou_threshold,
-                      bg_iou_threshold=s.bg_iou_threshold, plus_one=self.plus_one,
-                      gt_areas=targets_per_image.area())
+        gt_index = assign(s.positive_type, anchors=anchors, num_anchors_per_level=counts,
+                          gt_boxes=targets_per_image.convert("xyxy").bbox, topk=s.topk,
+                          num_anchors_per_location=s.num_anchors_per_location, fg_iou_threshold=s.fg_iou_threshold,
+                          bg_iou_threshold=s.bg_iou_threshold, plus_one=self.plus_one,
+                          gt_areas=targets_per_image.area())
+        if ignore_regions is not None:
+            gt_index = ignore_overlapping(gt_index, anchors, ignore_regions.convert("xyxy").bbox,
+                                          s.ignore_iof_threshold, self.plus_one)
+        return gt_index
 
     def _targets(self, targets, anchors):
         """Per image: the anchors [A, 4] (levels concatenated), labels [A] (0 background, -1
-        ignore, else class) and the matched gt boxes [A, 4]."""
+        ignore, else class) and the matched gt boxes [A, 4]. A target's ignore regions (its
+        "ignore" field, MODEL.ATSS.IGNORE_CROWD) are no objects: they only turn background
+        anchors over them into ignored ones."""
         anchor_boxes_per_image, labels, matched_boxes = [], [], []
         for targets_per_image, anchors_per_image in zip(targets, anchors):
+            targets_per_image, ignore_regions = split_ignore_regions(targets_per_image)
             anchor_boxes = cat_boxlist(anchors_per_image).bbox
             anchor_boxes_per_image.append(anchor_boxes)
-            gt_index = self._assign(anchor_boxes, [len(a) for a in anchors_per_image], targets_per_image)
+            gt_index = self._assign(anchor_boxes, [len(a) for a in anchors_per_image], targets_per_image,
+                                    ignore_regions)
             gt_labels = targets_per_image.get_field("labels")
             gt_boxes = targets_per_image.convert("xyxy").bbox
             if gt_boxes.shape[0] == 0:  # no objects: every anchor is background, regression unused
