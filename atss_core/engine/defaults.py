@@ -8,6 +8,7 @@ import torch
 
 from atss_core.config.paths_catalog import dataset_folder_name
 from atss_core.data.build import make_data_loader
+from atss_core.data.transforms.build import describe_augmentation
 from atss_core.engine.ema import ModelEMA
 from atss_core.engine.hooks import default_hooks
 from atss_core.engine.inference import evaluate_predictions, predict
@@ -139,8 +140,15 @@ def describe_recipe(cfg):
         best = "{} -> model_best.pth".format(solver.BEST_METRIC)
     else:
         validation, best = "off (SOLVER.TEST_PERIOD 0: DATASETS.TEST after training)", "off"
+    loader = cfg.DATALOADER
+    data = "{}{}; images without objects {}; crowds {}".format(
+        loader.SAMPLER_TRAIN,
+        " (threshold {:g})".format(loader.REPEAT_THRESHOLD) if loader.SAMPLER_TRAIN != "TrainingSampler" else "",
+        "left out" if loader.FILTER_EMPTY_ANNOTATIONS else "kept", "as ignore regions" if cfg.MODEL.ATSS.IGNORE_CROWD
+        else "dropped")
     lines = [("optimiser", optimiser), ("schedule", schedule), ("gradient clipping", clipping), ("EMA", averaging),
-             ("accumulation", accumulation), ("validation", validation), ("best metric", best)]
+             ("accumulation", accumulation), ("validation", validation), ("best metric", best),
+             ("augmentation", describe_augmentation(cfg)), ("training data", data)]
     return "\n".join("  {:<18} {}".format(name + ":", text) for name, text in lines)
 
 

@@ -77,6 +77,25 @@ def augmentation_after_resize(cfg):
     return steps
 
 
+def describe_augmentation(cfg):
+    """One line for the start-up block: the training augmentation this config switches on."""
+    inp = cfg.INPUT
+    parts = []
+    if inp.PHOTOMETRIC_DISTORT_PROB > 0:
+        parts.append("photometric {:g}".format(inp.PHOTOMETRIC_DISTORT_PROB))
+    if inp.ZOOM_OUT_PROB > 0:
+        parts.append("zoom out {:g} (up to x{:g})".format(inp.ZOOM_OUT_PROB, inp.ZOOM_OUT_MAX_RATIO))
+    if inp.IOU_CROP_PROB > 0:
+        parts.append("IoU crop {:g}".format(inp.IOU_CROP_PROB))
+    if inp.SCALE_JITTER_RANGE:
+        parts.append("scale jitter {}".format(tuple(inp.SCALE_JITTER_RANGE)))
+    if inp.VERTICAL_FLIP_PROB_TRAIN > 0:
+        parts.append("vertical flip {:g}".format(inp.VERTICAL_FLIP_PROB_TRAIN))
+    parts.append("horizontal flip {:g}".format(inp.HORIZONTAL_FLIP_PROB_TRAIN))
+    official = len(parts) == 1 and inp.HORIZONTAL_FLIP_PROB_TRAIN == 0.5
+    return ", ".join(parts) + (" (official)" if official else "")
+
+
 def build_transforms(cfg, is_train=True):
     if not is_train:
         return image_transform(cfg, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, 0.0)

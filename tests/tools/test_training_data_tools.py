@@ -1,0 +1,83 @@
+"""tools/browse_dataset.py and tools/visualize_assignment.py write their pictures, and the
+numbers visualize_assignment reports are the assigner's."""
+import importlib.util
+import json
+import os
+import re
+
+import cv2
+import pytest
+
+from atss_core.config import load_config
+from atss_core.data.build import build_dataset
+from atss_core.data.transforms import build_transforms
+from atss_core.engine.assignment_view import anchors_of
+from atss_core.modeling.detector import build_detection_model
+from atss_core.modeling.rpn.atss.assigners import assign
+from atss_core.structures.boxlist_ops import cat_boxlist
+
+from ..data.test_coco_dataset import write_coco
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RACCOON = os.path.join(REPO, "configs", "quickstart", "atss_R_18_raccoon.yaml")
+
+
+def tool(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_browse_dataset_draws_the_augmented_samples_with_their_ignore_regions(tmp_path, capsys):
+    ann, root = write_coco(tmp_path)  # image 10: two objects and a crowd; 11: a degenerate box; 12: nothing
+    name = "coco:{}:{}".format(root, ann)
+    out = tmp_path / "browse"
+    tool("browse_dataset").main([
+        "--config-file", RACCOON, "--output", str(out), "--num", "5", "--seed", "1",
+        "DATASETS.TRAIN", "('{}',)".format(name), "MODEL.ATSS.NUM_CLASSES", "3", "SOLVER.IMS_PER_BATCH", "2",
+        "DATALOADER.NUM_WORKERS", "0", "DATALOADER.FILTER_EMPTY_ANNOTATIONS", "False",
+        "MODEL.ATSS.IGNORE_CROWD", "True", "INPUT.PHOTOMETRIC_DISTORT_PROB", "1.0"])
+    pictures = sorted(os.listdir(out))
+    assert len(pictures) == 5 and all(p.endswith(".jpg") for p in pictures)
+    assert all(cv2.imread(str(out / p)) is not None for p in pictures)
+    printed = capsys.readouterr().out
+    assert "wrote 5 training samples" in printed
+    # the three images come with 2, 0 and 0 objects; the crowd of image 10 is an ignore region
+    regions, empties = (int(v) for v in re.search(r"(\d+) ignore regions, (\d+) without", printed).groups())
+    assert regions >= 1 and empties >= 1
+
+
+def test_visualize_assignment_reports_the_assigners_candidates_and_positives(tmp_path, capsys):
+    out = tmp_path / "assignment"
+    tool("visualize_assignment").main(["--config-file", RACCOON, "--output", str(out), "--index", "19"])
+    for name in ("assignment_ATSS.jpg", "assignment_compare.jpg", "assignment.md"):
+        assert os.path.getsize(out / name) > 0
+    report = json.loads((out / "assignment.json").read_text())
+
+    # the same image, anchors and assignment computed here, without the tool's code path
+    cfg = load_config(RACCOON, ["MODEL.DEVICE", "cpu"], freeze=True)
+    dataset = build_dataset(list(cfg.DATASETS.TRAIN), build_transforms(cfg, is_train=False), is_train=False)[0]
+    image, target, _ = dataset[19]
+    anchors_per_level = anchors_of(build_detection_model(cfg), image, cfg.DATALOADER.SIZE_DIVISIBILITY)
+    counts = [len(a) for a in anchors_per_level]
+    anchors = cat_boxlist(anchors_per_level).bbox
+    assert report["anchors_per_level"] == counts
+    assert len(report["atss"]) == len(target) >= 2
+    for positive_type in ("ATSS", "SSC", "IoU", "TOPK"):
+        gt_index = assign(positive_type, anchors=anchors, gt_boxes=target.bbox, num_anchors_per_level=counts,
+                          topk=cfg.MODEL.ATSS.TOPK, num_anchors_per_location=1, fg_iou_threshold=0.5,
+                          bg_iou_threshold=0.4, gt_areas=target.area())
+        assert report["positives"][positive_type] == int((gt_index >= 0).sum())
+        if positive_type == "ATSS":
+            for row in report["atss"]:
+                assert row["positives"] == int((gt_index == row["gt"]).sum())
+                assert row["candidates_per_level"] == [min(cfg.MODEL.ATSS.TOPK, c) for c in counts]
+                assert row["threshold"] == pytest.approx(row["iou_mean"] + row["iou_std"], rel=1e-5)
+                assert row["positives"] <= row["selected"]
+    assert "| gt |" in capsys.readouterr().out
+
+
+def test_visualize_assignment_names_a_bad_index(tmp_path):
+    with pytest.raises(IndexError, match="outside dataset raccoon_train"):
+        tool("visualize_assignment").main(["--config-file", RACCOON, "--output", str(tmp_path), "--index", "999"])
