@@ -92,6 +92,38 @@ def test_each_geometric_augmentation_keeps_every_box_on_its_object(name):
     assert checked >= 8  # most boxes survive and were looked at
     if name in ("zoom out", "IoU crop", "scale jitter"):
         assert len(sizes) > 1  # the augmentation really changed the picture
+    if name == "scale jitter":  # cropped back where it grew: never larger than the resize's 300 x 400
+        assert all(h <= 300 and w <= 400 for h, w in sizes)
+
+
+def colour_extent(image, colour):
+    """The inclusive pixel box (x1, y1, x2, y2) of the pixels of exactly ``colour``."""
+    ys, xs = np.nonzero((image == np.asarray(colour, dtype=image.dtype)).all(axis=-1))
+    return [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())]
+
+
+@pytest.mark.parametrize("plus_one", [1, 0])
+def test_torchvision_steps_move_boxes_to_the_exact_pixels(plus_one):
+    """Zoom out and the vertical flip move pixels by whole numbers: each object's coloured
+    pixels end up exactly where its box says, in either box convention."""
+    from torchvision.transforms import v2
+
+    image, target = scene()
+    if not plus_one:  # the same pixels, described with x2, y2 one past the last pixel
+        target = BoxList(target.bbox + torch.tensor([0.0, 0, 1, 1]), target.size, plus_one=0)
+        target.add_field("labels", torch.arange(1, len(BOXES) + 1))
+    step = T.TorchvisionV2([v2.RandomZoomOut(fill=[128, 128, 128], side_range=(1.5, 2.5), p=1.0),
+                            v2.RandomVerticalFlip(p=1.0)])
+    for seed in range(3):
+        seed_everything(seed)
+        out, out_target = step(image, target)
+        assert out.shape[0] > image.shape[0] and out_target.size == (out.shape[1], out.shape[0])
+        for box, label in zip(out_target.bbox.tolist(), out_target.get_field("labels").tolist()):
+            expected = colour_extent(out, COLOURS[label - 1])
+            if not plus_one:
+                expected[2] += 1
+                expected[3] += 1
+            assert box == expected
 
 
 def test_photometric_distortion_changes_colours_not_boxes():

@@ -283,13 +283,15 @@ def test_the_start_up_block_names_each_switch():
                          "MODEL.EMA.ENABLED", True, "SOLVER.ACCUMULATE_STEPS", 2, "SOLVER.TEST_PERIOD", 500,
                          "DATASETS.VAL", ("my_val",), "SOLVER.BEST_METRIC", "AP50",
                          "INPUT.ZOOM_OUT_PROB", 0.3, "INPUT.SCALE_JITTER_RANGE", (0.1, 2.0),
-                         "DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler", "DATALOADER.REPEAT_THRESHOLD", 0.001,
+                         "DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler",
+                         "DATALOADER.REPEAT_THRESHOLD", 0.001,
                          "DATALOADER.FILTER_EMPTY_ANNOTATIONS", False, "MODEL.ATSS.IGNORE_CROWD", True])
     block = describe_recipe(cfg)
     for text in ("AdamW (betas (0.9, 0.999)", "WarmupCosineLR: 0.001 -> 0.0", "norm at 1.0 (L2 norm)",
                  "decay 0.9998", "2 passes of 8 images per step", "every 500 iterations on DATASETS.VAL = my_val",
                  "AP50 -> model_best.pth", "zoom out 0.3 (up to x4), scale jitter (0.1, 2.0), horizontal flip 0.5\n",
-                 "RepeatFactorTrainingSampler (threshold 0.001); images without objects kept; crowds as ignore regions"):
+                 "RepeatFactorTrainingSampler (threshold 0.001); images without objects kept; "
+                 "crowds as ignore regions"):
         assert text in block, text
 
 

@@ -57,6 +57,10 @@ METRICS_FILE = "atss_core/utils/metrics_file.py"
 VALIDATION = "atss_core/engine/validation.py"
 DEFAULTS = "atss_core/engine/defaults.py"
 RECIPE_TESTS = ["tests/engine/test_training_recipes.py"]
+DATA_BUILD = "atss_core/data/build.py"
+REPEAT = "atss_core/data/samplers/repeat_factor.py"
+TRAINING_DATA_TESTS = ["tests/data/test_augmentation.py", "tests/data/test_training_targets.py",
+                       "tests/data/test_samplers.py", "tests/modeling/test_ignore_regions_and_background.py"]
 WORKFLOW_TESTS = ["tests/utils/test_metrics_file.py", "tests/tools/test_validation_during_training.py"]
 
 # (id, file, original, mutated, tests)
@@ -272,9 +276,9 @@ MUTANTS += [
      '"category_id": label', EVAL_TESTS),
     ("coco-categories-sorted", DATASET, "enumerate(self.coco.getCatIds())", "enumerate(sorted(self.coco.getCatIds()))",
      EVAL_TESTS + ["tests/data/test_coco_dataset.py"]),
-    ("train-no-flip", TRANSFORM_BUILD, "max_size, flip_prob = cfg.INPUT.MAX_SIZE_TRAIN, 0.5",
-     "max_size, flip_prob = cfg.INPUT.MAX_SIZE_TRAIN, 0.0", DATA_TESTS + ["tests/data/test_build.py"]),
-    ("train-size-range-exclusive", TRANSFORM_BUILD, "min_size = list(range(lo, hi + 1))", "min_size = list(range(lo, hi))",
+    ("train-no-flip", TRANSFORM_BUILD, 'flip_prob = _probability(cfg, "HORIZONTAL_FLIP_PROB_TRAIN")',
+     "flip_prob = 0.0", DATA_TESTS + ["tests/data/test_build.py"]),
+    ("train-size-range-exclusive", TRANSFORM_BUILD, "return list(range(lo, hi + 1))", "return list(range(lo, hi))",
      DATA_TESTS + ["tests/data/test_build.py"]),
     ("box-area-plus-one", BOX, "return (box[:, 2] - box[:, 0] + self.plus_one) * (box[:, 3] - box[:, 1] + self.plus_one)",
      "return (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])", DATA_TESTS + MODEL_TESTS),
@@ -297,6 +301,27 @@ MUTANTS += [
      WORKFLOW_TESTS),
     ("best-not-resumed", DEFAULTS, 'RESUMED_STATE = ("iteration", "seed", "grad_scaler", "best", "ema")',
      'RESUMED_STATE = ("iteration", "seed", "grad_scaler", "ema")', WORKFLOW_TESTS),
+    # the training data (augmentation, background images, ignore regions, repeat-factor sampling)
+    ("v2-boxes-inclusive", TRANSFORMS,
+     "exclusive = target.bbox + target.bbox.new_tensor([0.0, 0.0, plus_one, plus_one])",
+     "exclusive = target.bbox.clone()", TRAINING_DATA_TESTS),
+    ("scale-jitter-not-cropped", TRANSFORMS, "if new_h > height or new_w > width:", "if False:",
+     TRAINING_DATA_TESTS),
+    ("v2-fields-not-followed", TRANSFORMS, 'result.add_field(name, target.get_field(name)[kept])',
+     'result.add_field(name, target.get_field(name)[:len(kept)])', TRAINING_DATA_TESTS),
+    ("ignore-overrides-positives", ASSIGN, "candidates = (gt_index == BACKGROUND).nonzero().squeeze(1)",
+     "candidates = (gt_index != IGNORE).nonzero().squeeze(1)", TRAINING_DATA_TESTS),
+    ("ignore-by-any-overlap", ASSIGN, "result[candidates[iof > iof_threshold]] = IGNORE",
+     "result[candidates[iof > 0]] = IGNORE", TRAINING_DATA_TESTS),
+    ("crowd-is-an-object", LOSS, "targets_per_image, ignore_regions = split_ignore_regions(targets_per_image)",
+     "ignore_regions = None", TRAINING_DATA_TESTS),
+    ("empty-images-always-filtered", DATA_BUILD,
+     'args["remove_images_without_annotations"] = is_train and filter_empty',
+     'args["remove_images_without_annotations"] = is_train', TRAINING_DATA_TESTS),
+    ("repeat-factor-no-sqrt", REPEAT, "max(1.0, math.sqrt(threshold / (count / num_images)))",
+     "max(1.0, threshold / (count / num_images))", TRAINING_DATA_TESTS),
+    ("repeat-rounding-fixed", REPEAT, "g.manual_seed(self.seed + self.epoch)", "g.manual_seed(self.seed)",
+     TRAINING_DATA_TESTS),
     ("assign-tie-highest-gt", ASSIGN, 'result = result.scatter_reduce(0, pos_anchor[winner], pos_gt[winner], reduce="amin")',
      'result = result.scatter_reduce(0, pos_anchor[winner], pos_gt[winner], reduce="amax")', MODEL_TESTS),
     ("fusion-no-shift", FUSION, "conv.bias = nn.Parameter(shift.to(conv.weight.dtype), requires_grad=False)",

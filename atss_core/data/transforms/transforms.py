@@ -196,7 +196,8 @@ class ScaleJitterCrop:
 
     def __call__(self, sample):
         height, width = sample["image"].shape[-2:]
-        sample = v2.ScaleJitter((height, width), scale_range=self.scale_range, antialias=True)(sample)
+        # ScaleJitter's target_size is (width, height): min(size[0] / W, size[1] / H) x the factor
+        sample = v2.ScaleJitter((width, height), scale_range=self.scale_range, antialias=True)(sample)
         new_h, new_w = sample["image"].shape[-2:]
         if new_h > height or new_w > width:
             sample = v2.RandomCrop((min(height, new_h), min(width, new_w)))(sample)
