@@ -206,3 +206,44 @@ def test_augmented_batches_are_bit_identical_under_a_seed_with_workers_and_on_re
     (tmp_path / "plain").mkdir()
     plain = batches_of(loader_cfg(tmp_path / "plain", **{"SOLVER.MAX_ITER": 6}))
     assert not all(torch.equal(a[0], b[0]) for a, b in zip(first, plain))  # the switches did something
+
+
+def _two_process_loader(rank, init_file, cfg, result_file):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method="file://" + init_file, rank=rank, world_size=2)
+    try:
+        for start_iter in (0, 3):
+            torch.save(batches_of_from(cfg, start_iter), result_file.format(rank, start_iter))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def batches_of_from(cfg, start_iter):
+    return [(images.tensors.clone(), indices)
+            for images, _, indices in make_data_loader(cfg, is_train=True, start_iter=start_iter, seed=11)]
+
+
+def test_two_processes_split_the_repeat_factor_epoch_and_augment_each_share_exactly_on_resume(tmp_path):
+    """Two gloo processes (SOLVER.IMS_PER_BATCH 2: one image each) with the augmentation and the
+    repeat-factor sampler: each rank's share is its slice of one epoch order, and a run resumed
+    at iteration 3 gives each rank the batches the whole run gave it."""
+    import torch.multiprocessing as mp
+
+    overrides = dict(zip(AUGMENTED[::2], AUGMENTED[1::2]))
+    overrides.update({"SOLVER.MAX_ITER": 5, "DATALOADER.NUM_WORKERS": 0, "DATALOADER.ASPECT_RATIO_GROUPING": False,
+                      "DATALOADER.SAMPLER_TRAIN": "RepeatFactorTrainingSampler", "DATALOADER.REPEAT_THRESHOLD": 0.9,
+                      "DATALOADER.FILTER_EMPTY_ANNOTATIONS": False})
+    cfg = loader_cfg(tmp_path, **overrides)
+    result_file = str(tmp_path / "rank{}_from{}.pth")
+    mp.spawn(_two_process_loader, args=(str(tmp_path / "init"), cfg, result_file), nprocs=2, join=True)
+    runs = {(rank, s): torch.load(result_file.format(rank, s)) for rank in (0, 1) for s in (0, 3)}
+    for rank in (0, 1):
+        whole, resumed = runs[(rank, 0)], runs[(rank, 3)]
+        assert len(whole) == 5 and len(resumed) == 2
+        assert all(torch.equal(a[0], b[0]) and a[1] == b[1] for a, b in zip(whole[3:], resumed))
+    # the two shares interleave into one epoch order that holds every image at least once
+    dealt = [i for a, b in zip(runs[(0, 0)], runs[(1, 0)]) for i in a[1] + b[1]]
+    assert set(dealt[:6]) <= set(range(6)) and len(set(dealt)) >= 3
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(runs[(0, 0)], runs[(1, 0)]))  # own seeds per rank
