@@ -11,7 +11,8 @@
    same batches) on the CPU;
 5. trains with the recipe switches that have a GPU path together (float16 with the loss
    scale taken out before gradient clipping, two accumulated passes per step, EMA, and an
-   evaluation every RECIPE_TEST_PERIOD iterations into metrics.json and model_best.pth).
+   evaluation every RECIPE_TEST_PERIOD iterations into metrics.json and model_best.pth),
+   on augmented, repeat-factor sampled data with crowds as ignore regions.
 """
 import json
 import os
@@ -211,7 +212,10 @@ def training_check(iterations, output_root):
 RECIPE_TEST_PERIOD = 20
 RECIPE = ("SOLVER.CLIP_GRADIENTS.ENABLED", True, "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
           "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", 10.0, "SOLVER.ACCUMULATE_STEPS", 2, "MODEL.EMA.ENABLED", True,
-          "MODEL.EMA.WARMUP_ITERS", 20, "SOLVER.TEST_PERIOD", RECIPE_TEST_PERIOD, "TENSORBOARD.ENABLED", False)
+          "MODEL.EMA.WARMUP_ITERS", 20, "SOLVER.TEST_PERIOD", RECIPE_TEST_PERIOD, "TENSORBOARD.ENABLED", False,
+          "INPUT.PHOTOMETRIC_DISTORT_PROB", 0.5, "INPUT.ZOOM_OUT_PROB", 0.3, "INPUT.IOU_CROP_PROB", 0.3,
+          "DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler", "DATALOADER.REPEAT_THRESHOLD", 0.5,
+          "DATALOADER.FILTER_EMPTY_ANNOTATIONS", False, "MODEL.ATSS.IGNORE_CROWD", True)
 
 
 def recipe_check(output_root, device="cuda", dtype="float16", iterations=2 * RECIPE_TEST_PERIOD):
@@ -229,7 +233,8 @@ def recipe_check(output_root, device="cuda", dtype="float16", iterations=2 * REC
     if not (all(t == t and abs(t) != float("inf") for t in totals) and evaluated == expected and os.path.isfile(best)):
         raise CheckFailed("{} {}: losses {:.3f} -> {:.3f}, evaluations at {} (expected {}), model_best.pth {}".format(
             device, dtype, totals[0], totals[-1], evaluated, expected, "written" if os.path.isfile(best) else "missing"))
-    return "{} {}, clipping + 2 passes per step + EMA + evaluation every {}: loss {:.3f} -> {:.3f}, best {}".format(
+    return ("{} {}, clipping + 2 passes per step + EMA + evaluation every {} + augmentation, repeat-factor sampling "
+            "and ignore regions: loss {:.3f} -> {:.3f}, best {}").format(
         device, dtype, RECIPE_TEST_PERIOD, totals[0], totals[-1], torch.load(best, weights_only=True)["best"])
 
 
