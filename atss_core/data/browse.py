@@ -1,7 +1,7 @@
 """The training samples as the model sees them, after the whole pipeline (sampling, every
 augmentation, the resize), back as pictures: what tools/browse_dataset.py writes."""
 from atss_core.structures.boxlist_ops import split_ignore_regions
-from atss_core.utils.drawing import IGNORE_COLOUR, draw_box, palette
+from atss_core.utils.drawing import IGNORE_COLOUR, draw_box, label_name, palette
 
 from .build import make_data_loader
 from .transforms.build import normalize_transform
@@ -26,17 +26,13 @@ def _samples(loader, normalize, count):
                 return
 
 
-def class_name(names, label):
-    return names[label] if names and 0 <= label < len(names) else "class {}".format(label)
-
-
 def draw_training_sample(image, target, class_names=None):
     """A copy of ``image`` with its objects (class colour and name) and ignore regions (grey,
     dashed) drawn."""
     canvas = image.copy()
     objects, regions = split_ignore_regions(target)
     for box, label in zip(objects.bbox.tolist(), objects.get_field("labels").tolist()):
-        draw_box(canvas, box, palette(label), class_name(class_names, label))
+        draw_box(canvas, box, palette(label), label_name(class_names, label))
     if regions is not None:
         for box in regions.bbox.tolist():
             draw_box(canvas, box, IGNORE_COLOUR, "ignore", dashed=True)

@@ -16,7 +16,7 @@ from atss_core.modeling.rpn.atss.assigners import ASSIGNERS, IGNORE, atss_select
 from atss_core.modeling.rpn.atss.loss import ATSSLossComputation
 from atss_core.structures.boxlist_ops import cat_boxlist, split_ignore_regions
 from atss_core.structures.image_list import to_image_list
-from atss_core.utils.drawing import IGNORE_COLOUR, draw_box, draw_label, grid, palette, titled
+from atss_core.utils.drawing import IGNORE_COLOUR, draw_box, draw_label, grid, label_name, palette, titled
 
 POSITIVE_TYPES = tuple(ASSIGNERS)
 
@@ -113,8 +113,7 @@ def draw_assignment(image, target, anchors, gt_index, selection=None, class_name
                 _dot(canvas, centres[a], (0, 0, 255) if lost else colours[g], radius + 2, filled=False)
     for g, box in enumerate((objects.bbox * factor).tolist()):
         label = int(objects.get_field("labels")[g])
-        name = class_names[label] if class_names and label < len(class_names) else str(label)
-        draw_box(canvas, box, colours[g], "gt {} {}".format(g, name))
+        draw_box(canvas, box, colours[g], "gt {} {}".format(g, label_name(class_names, label)))
     positives = (gt_index >= 0).nonzero().squeeze(1).tolist()
     for a in positives:
         colour = colours[int(gt_index[a])]

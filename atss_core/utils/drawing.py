@@ -12,6 +12,11 @@ def palette(index):
     return tuple(int(c) for c in rng.randint(64, 256, size=3))
 
 
+def label_name(names, label):
+    """``names[label]`` (names indexed by label, background first), else "class <label>"."""
+    return names[label] if names and 0 <= label < len(names) else "class {}".format(label)
+
+
 def stroke_scale(canvas):
     return max(0.35, min(canvas.shape[:2]) / 600.0)
 
