@@ -5,8 +5,8 @@ POSITIVE_TYPEs (SSC: FCOS's constraints, IoU: RetinaNet's, TOPK) pick for the sa
     python tools/visualize_assignment.py --config-file CONFIG --output DIR [--dataset NAME] [--index I]
         [--types ATSS SSC IoU TOPK] [KEY VALUE ...]
 
-The image is item I of the dataset (default: the first of DATASETS.TRAIN), resized as at test
-time; its training target (with ignore regions under MODEL.ATSS.IGNORE_CROWD) is assigned by
+The image is item I of the dataset (default: the first of DATASETS.TRAIN; numbered as in
+training, as browse_dataset.py names its pictures), resized as at test time; its training target (with ignore regions under MODEL.ATSS.IGNORE_CROWD) is assigned by
 the loss's own code. Writes to DIR:
   assignment_ATSS.jpg     the gts, each gt's candidates (rings, per level the TOPK anchors nearest
                           its centre), the positives (dot + anchor box, in the gt's colour), the
@@ -48,8 +48,12 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config_file, ["MODEL.DEVICE", "cpu", "MODEL.WEIGHT", ""] + (args.opts or []), freeze=True)
     name = args.dataset or cfg.DATASETS.TRAIN[0]
-    dataset = build_dataset([name], build_transforms(cfg, is_train=False), is_train=False,
-                            plus_one=int(cfg.MODEL.LEGACY_PLUS_ONE), ignore_regions=cfg.MODEL.ATSS.IGNORE_CROWD)[0]
+    # the training dataset's items (indices as browse_dataset.py names them, ignore regions as
+    # training gets them) through the deterministic test-time resize
+    dataset = build_dataset([name], build_transforms(cfg, is_train=False), is_train=True,
+                            plus_one=int(cfg.MODEL.LEGACY_PLUS_ONE),
+                            filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+                            ignore_regions=cfg.MODEL.ATSS.IGNORE_CROWD)[0]
     if not 0 <= args.index < len(dataset):
         raise IndexError("--index {} is outside dataset {} ({} images)".format(args.index, name, len(dataset)))
     image_tensor, target, _ = dataset[args.index]

@@ -81,3 +81,16 @@ def test_visualize_assignment_reports_the_assigners_candidates_and_positives(tmp
 def test_visualize_assignment_names_a_bad_index(tmp_path):
     with pytest.raises(IndexError, match="outside dataset raccoon_train"):
         tool("visualize_assignment").main(["--config-file", RACCOON, "--output", str(tmp_path), "--index", "999"])
+
+
+def test_visualize_assignment_shows_the_anchors_a_crowd_ignores(tmp_path):
+    ann, root = write_coco(tmp_path)  # image 10: two objects and a crowd over the whole picture
+    out = tmp_path / "assignment"
+    args = ["--config-file", RACCOON, "--output", str(out), "DATASETS.TRAIN", "('coco:{}:{}',)".format(root, ann),
+            "MODEL.ATSS.NUM_CLASSES", "3", "INPUT.MIN_SIZE_TEST", "120", "INPUT.MAX_SIZE_TEST", "200"]
+    tool("visualize_assignment").main(args + ["MODEL.ATSS.IGNORE_CROWD", "True"])
+    with_crowd = json.loads((out / "assignment.json").read_text())
+    tool("visualize_assignment").main(args)
+    without = json.loads((out / "assignment.json").read_text())
+    assert with_crowd["ignored"]["ATSS"] > 0 and without["ignored"]["ATSS"] == 0
+    assert with_crowd["positives"] == without["positives"]  # real objects' positives come first
