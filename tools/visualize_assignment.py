@@ -5,9 +5,10 @@ POSITIVE_TYPEs (SSC: FCOS's constraints, IoU: RetinaNet's, TOPK) pick for the sa
     python tools/visualize_assignment.py --config-file CONFIG --output DIR [--dataset NAME] [--index I]
         [--types ATSS SSC IoU TOPK] [KEY VALUE ...]
 
-The image is item I of the dataset (default: the first of DATASETS.TRAIN; numbered as in
-training, as browse_dataset.py names its pictures), resized as at test time; its training target (with ignore regions under MODEL.ATSS.IGNORE_CROWD) is assigned by
-the loss's own code. Writes to DIR:
+The image is item I of the dataset (default: the first of DATASETS.TRAIN, whose items are
+numbered as browse_dataset.py names its pictures), resized as at test time; its training
+target (with ignore regions under MODEL.ATSS.IGNORE_CROWD) is assigned by the loss's own code.
+Writes to DIR:
   assignment_ATSS.jpg     the gts, each gt's candidates (rings, per level the TOPK anchors nearest
                           its centre), the positives (dot + anchor box, in the gt's colour), the
                           candidates that passed the threshold but went to another gt (red rings)
@@ -51,7 +52,7 @@ def main(argv=None):
     # the training dataset's items (indices as browse_dataset.py names them, ignore regions as
     # training gets them) through the deterministic test-time resize
     dataset = build_dataset([name], build_transforms(cfg, is_train=False), is_train=True,
-                            plus_one=int(cfg.MODEL.LEGACY_PLUS_ONE),
+                            exif_orientation=cfg.INPUT.EXIF_ORIENTATION, plus_one=int(cfg.MODEL.LEGACY_PLUS_ONE),
                             filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
                             ignore_regions=cfg.MODEL.ATSS.IGNORE_CROWD)[0]
     if not 0 <= args.index < len(dataset):

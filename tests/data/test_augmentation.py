@@ -247,3 +247,41 @@ def test_two_processes_split_the_repeat_factor_epoch_and_augment_each_share_exac
     dealt = [i for a, b in zip(runs[(0, 0)], runs[(1, 0)]) for i in a[1] + b[1]]
     assert set(dealt[:6]) <= set(range(6)) and len(set(dealt)) >= 3
     assert not all(torch.equal(a[0], b[0]) for a, b in zip(runs[(0, 0)], runs[(1, 0)]))  # own seeds per rank
+
+
+def test_boxes_on_the_right_and_bottom_edges_survive_a_downscaled_scale_jitter():
+    cfg = augment_cfg(["INPUT.SCALE_JITTER_RANGE", (1.0, 1.0)])
+    cfg.merge_from_list(["INPUT.MIN_SIZE_TRAIN", (180,), "INPUT.MAX_SIZE_TRAIN", 240])  # 240x320 -> 180x240
+    image, _ = scene()
+    edges = BoxList(torch.tensor([[0.0, 0, 319, 239], [200, 10, 319, 100], [10, 150, 100, 239], [50, 50, 90, 90]]),
+                    (320, 240))
+    edges.add_field("labels", torch.tensor([1, 2, 3, 4]))
+    seed_everything(0)
+    out, target = build_transforms(cfg, is_train=True)(image, edges)
+    assert target.get_field("labels").tolist() == [1, 2, 3, 4]
+    assert target.bbox[:, 2].max() <= out.shape[-1] - 1 and target.bbox[:, 3].max() <= out.shape[-2] - 1
+
+
+def test_the_iou_crop_is_chosen_around_objects_not_ignore_regions():
+    from atss_core.data.datasets.ignore_regions import with_ignore_regions
+
+    cfg = augment_cfg(["INPUT.IOU_CROP_PROB", 1.0])
+    transform = build_transforms(cfg, is_train=True)
+    image, objects = scene()
+    objects = objects[torch.tensor([0])]  # one small object
+    crowd = BoxList(torch.tensor([[150.0, 20, 310, 230]]), (320, 240))
+    crowd.add_field("labels", torch.tensor([2]))
+    target = with_ignore_regions(objects, crowd)
+    cropped = 0
+    for seed in range(30):
+        seed_everything(seed)
+        out, out_target = transform(image, target)
+        assert (~out_target.get_field("ignore")).sum() == 1  # the object is always kept
+        cropped += out.shape[-2:] != (300, 400)
+    assert cropped > 5
+    thin = np.full((2, 300, 3), 128, dtype=np.uint8)
+    line = BoxList(torch.tensor([[10.0, 0, 100, 1]]), (300, 2))
+    line.add_field("labels", torch.tensor([1]))
+    seed_everything(0)
+    _, out_target = T.TorchvisionV2([T.IoUCropAroundObjects(1.0)])(thin, line)  # too thin to crop: passes
+    assert len(out_target) == 1

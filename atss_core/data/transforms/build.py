@@ -57,8 +57,7 @@ def augmentation_before_resize(cfg):
                                                        p=zoom_out), _sanitize()]))
     iou_crop = _probability(cfg, "IOU_CROP_PROB")
     if iou_crop > 0:
-        steps.append(T.TorchvisionV2([v2.RandomApply([v2.RandomIoUCrop()], p=iou_crop), _sanitize()],
-                                     skip_without_boxes=True))
+        steps.append(T.TorchvisionV2([T.IoUCropAroundObjects(iou_crop), _sanitize()]))
     return steps
 
 

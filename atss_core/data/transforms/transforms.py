@@ -17,6 +17,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from atss_core.structures.bounding_box import FLIP_LEFT_RIGHT, BoxList
+from atss_core.structures.boxlist_ops import IGNORE_FIELD
 
 
 def image_size(image):
@@ -155,21 +156,27 @@ class TorchvisionV2:
     torch's generator, which the training loader seeds per sample (utils/seed.py).
     """
 
-    def __init__(self, steps, skip_without_boxes=False):
+    def __init__(self, steps):
         self.steps = list(steps)
-        self.skip_without_boxes = skip_without_boxes  # RandomIoUCrop needs a box to crop around
 
     def __call__(self, image, target=None):
-        if target is None or (self.skip_without_boxes and len(target) == 0):
+        if target is None:
             return image, target
         height, width = image.shape[:2]
         target = target.convert("xyxy")
         plus_one = target.plus_one
         exclusive = target.bbox + target.bbox.new_tensor([0.0, 0.0, plus_one, plus_one])
+        # a box on the right or bottom edge of a downscaled image ends past it by under a pixel
+        # (the official resize scales the inclusive corner): on the canvas, as torchvision expects
+        exclusive = torch.stack([exclusive[:, 0].clamp(0, width), exclusive[:, 1].clamp(0, height),
+                                 exclusive[:, 2].clamp(0, width), exclusive[:, 3].clamp(0, height)], dim=1)
+        ignore = target.get_field(IGNORE_FIELD) if target.has_field(IGNORE_FIELD) else None
         sample = {
             "image": tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1)))),
             "boxes": tv_tensors.BoundingBoxes(exclusive, format="XYXY", canvas_size=(height, width)),
             "labels": torch.arange(len(target)),
+            # by original box index (not filtered with the boxes): which boxes are objects
+            "object_by_index": torch.ones(len(target), dtype=torch.bool) if ignore is None else ~ignore,
         }
         for step in self.steps:
             sample = step(sample)
@@ -205,3 +212,38 @@ class ScaleJitterCrop:
 
     def __repr__(self):
         return "ScaleJitterCrop(scale_range={})".format(self.scale_range)
+
+
+class IoUCropAroundObjects:
+    """SSD's IoU crop on a v2 sample with probability ``prob``: torchvision's RandomIoUCrop
+    chooses the crop from the real objects alone (an ignore region is no object to keep in the
+    picture), then the crop applies to every box, and a box whose centre falls outside it is
+    dropped, as RandomIoUCrop drops it. Images without objects, or too thin to crop, pass."""
+
+    MIN_SIDE = 8
+
+    def __init__(self, prob):
+        self.prob = prob
+        self.crop = v2.RandomIoUCrop()
+
+    def __call__(self, sample):
+        if not float(torch.rand(1)) < self.prob:
+            return sample
+        boxes, labels = sample["boxes"], sample["labels"]
+        objects = sample["object_by_index"][labels]
+        height, width = sample["image"].shape[-2:]
+        if not bool(objects.any()) or min(height, width) < self.MIN_SIDE:
+            return sample
+        params = self.crop.make_params([sample["image"], tv_tensors.wrap(boxes[objects], like=boxes)])
+        if not params:  # the "no crop" option was drawn
+            return sample
+        top, left, crop_h, crop_w = params["top"], params["left"], params["height"], params["width"]
+        plain = boxes.as_subclass(torch.Tensor)
+        cx, cy = (plain[:, 0] + plain[:, 2]) / 2, (plain[:, 1] + plain[:, 3]) / 2
+        keep = (left < cx) & (cx < left + crop_w) & (top < cy) & (cy < top + crop_h)
+        cropped = v2.functional.crop(boxes, top=top, left=left, height=crop_h, width=crop_w)
+        return dict(sample, image=v2.functional.crop(sample["image"], top=top, left=left, height=crop_h, width=crop_w),
+                    boxes=tv_tensors.wrap(cropped[keep], like=cropped), labels=labels[keep])
+
+    def __repr__(self):
+        return "IoUCropAroundObjects(prob={})".format(self.prob)
