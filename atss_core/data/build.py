@@ -139,10 +139,10 @@ def make_data_loader(cfg, is_train=True, is_distributed=None, start_iter=0, seed
         is_distributed = get_world_size() > 1
     if is_train:
         per_process = images_per_process(cfg.SOLVER.IMS_PER_BATCH, "SOLVER.IMS_PER_BATCH")
-        num_iters, shuffle = cfg.SOLVER.MAX_ITER, True
+        num_iters = cfg.SOLVER.MAX_ITER
     else:
         per_process = images_per_process(cfg.TEST.IMS_PER_BATCH, "TEST.IMS_PER_BATCH")
-        num_iters, shuffle, start_iter = None, False, 0
+        num_iters, start_iter = None, 0
     names = cfg.DATASETS.TRAIN if is_train else (cfg.DATASETS.TEST if dataset_names is None else dataset_names)
     bbox_aug = not is_train and cfg.TEST.BBOX_AUG.ENABLED  # the raw images go to engine/bbox_aug.py
     datasets = build_dataset(names, None if bbox_aug else build_transforms(cfg, is_train), is_train=is_train,
@@ -160,7 +160,7 @@ def make_data_loader(cfg, is_train=True, is_distributed=None, start_iter=0, seed
         if is_train:
             sampler = make_training_sampler(cfg, dataset, is_distributed, seed)
         else:
-            sampler = make_data_sampler(dataset, shuffle, is_distributed, seed)
+            sampler = make_data_sampler(dataset, False, is_distributed, seed)
         batch_sampler = make_batch_data_sampler(dataset, sampler, cfg.DATALOADER.ASPECT_RATIO_GROUPING,
                                                 per_process, num_iters, start_iter)
         worker_init = None

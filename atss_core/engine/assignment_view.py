@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from atss_core.data.transforms.build import normalize_transform
-from atss_core.modeling.rpn.atss.assigners import ASSIGNERS, IGNORE, atss_selection
+from atss_core.modeling.rpn.atss.assigners import ASSIGNERS, IGNORE, atss_selection, box_centres
 from atss_core.modeling.rpn.atss.loss import ATSSLossComputation
 from atss_core.structures.boxlist_ops import cat_boxlist, split_ignore_regions
 from atss_core.structures.image_list import to_image_list
@@ -24,9 +24,7 @@ POSITIVE_TYPES = tuple(ASSIGNERS)
 def anchors_of(model, image_tensor, size_divisibility):
     """The anchors (a BoxList per level) of one transformed image, from the levels' shapes alone."""
     images = to_image_list([image_tensor], size_divisibility)
-    shapes = model.feature_shapes(*images.tensors.shape[-2:])
-    shapes_only = [torch.empty((0, 0) + tuple(shape), device="meta") for shape in shapes]
-    return model.rpn.anchor_generator(images, shapes_only)[0]
+    return model.rpn.anchors_for_shapes(images, model.feature_shapes(*images.tensors.shape[-2:]))[0]
 
 
 def assignments(model, anchors_per_level, target, positive_types=POSITIVE_TYPES):
@@ -97,7 +95,7 @@ def draw_assignment(image, target, anchors, gt_index, selection=None, class_name
     canvas, factor = _upscaled(image, min_side)
     objects, regions = split_ignore_regions(target)
     anchors = anchors * factor
-    centres = ((anchors[:, :2] + anchors[:, 2:]) / 2).tolist()
+    centres = box_centres(anchors).tolist()
     radius = max(2, int(min(canvas.shape[:2]) / 150))
     if regions is not None:
         for box in (regions.bbox * factor).tolist():

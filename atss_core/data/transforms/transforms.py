@@ -168,8 +168,7 @@ class TorchvisionV2:
         exclusive = target.bbox + target.bbox.new_tensor([0.0, 0.0, plus_one, plus_one])
         # a box on the right or bottom edge of a downscaled image ends past it by under a pixel
         # (the official resize scales the inclusive corner): on the canvas, as torchvision expects
-        exclusive = torch.stack([exclusive[:, 0].clamp(0, width), exclusive[:, 1].clamp(0, height),
-                                 exclusive[:, 2].clamp(0, width), exclusive[:, 3].clamp(0, height)], dim=1)
+        exclusive = exclusive.clamp(min=0).minimum(exclusive.new_tensor([width, height, width, height]))
         ignore = target.get_field(IGNORE_FIELD) if target.has_field(IGNORE_FIELD) else None
         sample = {
             "image": tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1)))),

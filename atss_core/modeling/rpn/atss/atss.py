@@ -182,8 +182,12 @@ class ATSSModule(nn.Module):
     def loss_counts(self, images, feature_shapes, targets):
         """The loss's normalisers of these images (ATSSLossComputation.batch_counts) from the
         levels' (H, W) alone: no head outputs needed."""
+        return self.loss_evaluator.batch_counts(targets, self.anchors_for_shapes(images, feature_shapes))
+
+    def anchors_for_shapes(self, images, feature_shapes):
+        """The anchors of these images from the levels' (H, W) alone (no feature maps)."""
         shapes_only = [torch.empty((0, 0) + tuple(shape), device="meta") for shape in feature_shapes]
-        return self.loss_evaluator.batch_counts(targets, self.anchor_generator(images, shapes_only))
+        return self.anchor_generator(images, shapes_only)
 
 
 @RPN_MODULES.register("ATSS")
