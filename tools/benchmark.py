@@ -4,12 +4,16 @@
     python tools/benchmark.py --ops [--device cpu|cuda] [--repeats N] [--json FILE]
     python tools/benchmark.py --model [--sizes 800x1216 800x1333] [--json FILE] [--readme]
     python tools/benchmark.py --coco-eval [--coco-eval-images N] [--json FILE]
+    python tools/benchmark.py --dense [--dense-types ATSS SSC IoU TOPK] [--json FILE] [--readme]
 
 --ops: every compiled op against its torchvision counterpart (atss_core/benchmark/ops.py).
 --model: the ATSS R-50-FPN against torchvision's FCOS and RetinaNet (inference per image, a
 training step), the machine's fp32/bf16 limits with our forward's achieved GFLOP/s, the ATSS
 assignment against a per-gt loop, post-processing, onnxruntime (atss_core/benchmark/model.py).
---coco-eval: pycocotools against faster-coco-eval (atss_core/benchmark/coco_eval.py). Each case
+--coco-eval: pycocotools against faster-coco-eval (atss_core/benchmark/coco_eval.py).
+--dense: assignment time and peak memory for G = 10 .. 3000 objects at 800x1333, 1 and 9 anchors
+per location, ours against the official computation with its whole [anchors, gts] matrices,
+each case in a fresh process, then our whole loss at G = 3000 (atss_core/benchmark/dense_assignment.py). Each case
 is run a few times to warm up (excluded), then timed `--repeats` times; the tables show
 medians and ratios ours / theirs (< 1 means we are faster).
 """
@@ -22,7 +26,7 @@ import platform
 import torch
 import torchvision
 
-from atss_core.benchmark import coco_eval, model, ops
+from atss_core.benchmark import coco_eval, dense_assignment, model, ops
 from atss_core.layers import nms
 from atss_core.structures import BoxList
 from atss_core.structures.boxlist_ops import box_iou_legacy, cat_boxlist, keep_top_detections
@@ -96,10 +100,15 @@ def parse_args(argv=None):
     parser.add_argument("--coco-eval", action="store_true",
                         help="pycocotools against faster-coco-eval on a generated detection set")
     parser.add_argument("--coco-eval-images", type=int, default=5000, help="--coco-eval: images (100 detections each)")
+    parser.add_argument("--dense", action="store_true",
+                        help="assignment memory and time in dense scenes, ours against the whole-matrix official way")
+    parser.add_argument("--dense-types", nargs="+", default=["ATSS"], choices=sorted(dense_assignment.FULL_MATRIX),
+                        help="--dense: the POSITIVE_TYPEs measured (default ATSS)")
     parser.add_argument("--sizes", nargs="*", default=["800x1216"], help="--model: inference sizes HxW")
     parser.add_argument("--train-size", default="800x1216", help="--model: training step size HxW")
     parser.add_argument("--skip-training", action="store_true", help="--model: leave out the training step")
-    parser.add_argument("--readme", action="store_true", help="--model: rewrite the README's model-benchmark table")
+    parser.add_argument("--readme", action="store_true",
+                        help="--model / --dense: rewrite that table in the README")
     parser.add_argument("--evaluation", action="store_true",
                         help="--model: also time test_net.py's evaluation of the shipped raccoon photographs")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -109,8 +118,8 @@ def parse_args(argv=None):
     parser.add_argument("--filter", default="", help="--ops: only run cases whose name contains this text")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
-    if not (args.ops or args.model or args.coco_eval):
-        parser.error("choose a suite: --ops, --model or --coco-eval")
+    if not (args.ops or args.model or args.coco_eval or args.dense):
+        parser.error("choose a suite: --ops, --model, --coco-eval or --dense")
     if args.ops and args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda requested but no CUDA device is available")
     return args
@@ -146,9 +155,21 @@ def model_main(args):
     return report
 
 
+def dense_main(args):
+    rows = dense_assignment.dense_assignment_rows(tuple(args.dense_types), repeats=args.repeats or 3)
+    table = dense_assignment.render_markdown(rows)
+    print(table)
+    if args.readme:
+        dense_assignment.update_readme(os.path.join(model.ROOT, "README.md"), table)
+        print("updated the README's dense-assignment table")
+    return dict(suite="dense", threads=torch.get_num_threads(), torch=torch.__version__, rows=rows)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if args.coco_eval:
+    if args.dense:
+        report = dense_main(args)
+    elif args.coco_eval:
         report = coco_eval_main(args)
     elif args.model:
         report = model_main(args)

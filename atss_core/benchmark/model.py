@@ -459,11 +459,16 @@ def render_markdown(report):
 
 
 def update_readme(readme_path, report):
+    replace_marked_section(readme_path, README_BEGIN, README_END, render_markdown(report) + "\n", "model-benchmark")
+
+
+def replace_marked_section(readme_path, begin, end, body, what):
+    """Rewrites the README's text between the ``begin`` and ``end`` marker lines with ``body``."""
     with open(readme_path) as f:
         text = f.read()
-    if README_BEGIN not in text or README_END not in text:
-        raise ValueError("{} has no model-benchmark markers".format(readme_path))
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
+    if begin not in text or end not in text:
+        raise ValueError("{} has no {} markers".format(readme_path, what))
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
     with open(readme_path, "w") as f:
-        f.write(head + README_BEGIN + "\n" + render_markdown(report) + "\n" + README_END + tail)
+        f.write(head + begin + "\n" + body + end + tail)

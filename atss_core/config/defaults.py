@@ -325,6 +325,9 @@ _C.TENSORBOARD.NUM_IMAGES = 4  # validation images drawn with their detections a
 _C.TEST.OPTIMIZE_FOR_INFERENCE = True
 # COCO metrics: "pycocotools" (the official evaluator) or "faster-coco-eval" (same numbers, faster)
 _C.TEST.COCO_EVAL_BACKEND = "pycocotools"
+# detections per image COCOeval keeps for its AP (the last) and AR columns: COCO's (1, 10, 100);
+# dense scenes raise the last one, e.g. (1, 100, 1000), with TEST.DETECTIONS_PER_IMG at least as large
+_C.TEST.COCO_MAX_DETS = (1, 10, 100)
 # Conventions: the defaults are the official code's; configs/mmdet/ sets mmdetection 3.x's, so
 # that mmdetection's ATSS checkpoints (mmdet://...) give mmdetection's detections.
 # box pixel convention: True, a box over pixels x1..x2 is x2 - x1 + 1 wide (anchors centred on

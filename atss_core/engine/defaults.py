@@ -245,6 +245,7 @@ def evaluate_loaders(cfg, model, named_loaders, logger=None, tracker=None, itera
     for name, dataset, predictions, timings in gathered:
         reports[name] = None if predictions is None else evaluate_predictions(
             dataset, name, predictions, timings, inference_folder(cfg, name) if write_files else None, logger=logger,
-            coco_backend=cfg.TEST.COCO_EVAL_BACKEND, tracker=tracker, iteration=iteration,
+            coco_backend=cfg.TEST.COCO_EVAL_BACKEND, coco_max_dets=cfg.TEST.COCO_MAX_DETS, tracker=tracker,
+            iteration=iteration,
             class_names=getattr(model, "class_names", None))
     return reports

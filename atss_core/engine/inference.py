@@ -107,7 +107,8 @@ def check_class_names(class_names, dataset, dataset_name, logger):
 
 
 def evaluate_predictions(dataset, dataset_name, predictions, timings, output_folder=None, logger=None,
-                         coco_backend="pycocotools", tracker=None, iteration=0, class_names=None):
+                         coco_backend="pycocotools", tracker=None, iteration=0, class_names=None,
+                         coco_max_dets=(1, 10, 100)):
     """The main process: writes predictions.pth, bbox.json and the metrics to ``output_folder``
     and returns the report; ``tracker`` (TensorBoard) receives it at step ``iteration``.
     ``class_names``: the model's (label order), checked against the dataset's and used for the
@@ -118,7 +119,8 @@ def evaluate_predictions(dataset, dataset_name, predictions, timings, output_fol
         os.makedirs(output_folder, exist_ok=True)
         torch.save(predictions, os.path.join(output_folder, "predictions.pth"))
     start = time.time()
-    report = evaluate(dataset, predictions, output_folder, logger=logger, coco_backend=coco_backend)
+    report = evaluate(dataset, predictions, output_folder, logger=logger, coco_backend=coco_backend,
+                      coco_max_dets=coco_max_dets)
     timings = dict(timings, evaluation=time.time() - start)
     logger.info("evaluation: %.1f s", timings["evaluation"])
     report["timing"] = timings
@@ -129,7 +131,7 @@ def evaluate_predictions(dataset, dataset_name, predictions, timings, output_fol
 
 def inference(model, data_loader, dataset_name, iou_types=("bbox",), box_only=False, device=None, expected_results=(),
               expected_results_sigma_tol=4, output_folder=None, logger=None, use_amp=False, bbox_aug_cfg=None,
-              coco_backend="pycocotools", tracker=None, iteration=0):
+              coco_backend="pycocotools", tracker=None, iteration=0, coco_max_dets=(1, 10, 100)):
     """:func:`predict`, then :func:`evaluate_predictions` on the main process: its report there,
     None elsewhere. The official parameters: ``iou_types`` ("bbox" only) and ``box_only``
     (False: an ATSS model makes no proposals) are checked; ``device`` None is the model's;
@@ -143,7 +145,8 @@ def inference(model, data_loader, dataset_name, iou_types=("bbox",), box_only=Fa
     if predictions is None:
         return None
     report = evaluate_predictions(data_loader.dataset, dataset_name, predictions, timings, output_folder,
-                                  logger=logger, coco_backend=coco_backend, tracker=tracker, iteration=iteration)
+                                  logger=logger, coco_backend=coco_backend, tracker=tracker, iteration=iteration,
+                                  coco_max_dets=coco_max_dets)
     if expected_results and "bbox" in report:
         check_expected_results(report, expected_results, expected_results_sigma_tol)
     return report

@@ -13,7 +13,7 @@ import torch
 
 from atss_core.config import cfg
 from atss_core.data.build import images_per_process
-from atss_core.data.datasets.evaluation.coco.coco_eval import check_backend
+from atss_core.data.datasets.evaluation.coco.coco_eval import check_backend, check_max_dets
 from atss_core.engine.bbox_aug import augmentation_runs
 from atss_core.engine.precision import check_dtype
 from atss_core.utils.cli import EXIT_ERROR, CommandError, add_debug_flag, parse_with_overrides
@@ -183,6 +183,7 @@ def setup(args, name):
     check_output_dir(cfg.OUTPUT_DIR)
     check_device(cfg)
     check_backend(cfg.TEST.COCO_EVAL_BACKEND)
+    check_max_dets(cfg.TEST.COCO_MAX_DETS)
     check_dtype(cfg)
     runs = augmentation_runs(cfg) if cfg.TEST.BBOX_AUG.ENABLED else None
     if distributed:
@@ -207,6 +208,10 @@ def setup(args, name):
         with open(path, "w") as f:
             f.write(cfg.dump())
         logger.info("merged config saved to %s", path)
+    if cfg.TEST.COCO_MAX_DETS[-1] > cfg.TEST.DETECTIONS_PER_IMG:
+        logger.warning("TEST.COCO_MAX_DETS %s counts up to %d detections per image but the model keeps at most "
+                       "TEST.DETECTIONS_PER_IMG = %d: raise it to score dense images fully",
+                       tuple(cfg.TEST.COCO_MAX_DETS), cfg.TEST.COCO_MAX_DETS[-1], cfg.TEST.DETECTIONS_PER_IMG)
     if runs:
         logger.info("test-time augmentation: %d runs per image (min size, max size, flip, size range): %s",
                     len(runs), runs)

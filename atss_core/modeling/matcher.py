@@ -20,13 +20,30 @@ class Matcher:
         if match_quality_matrix.numel() == 0:
             return torch.full((match_quality_matrix.shape[1],), self.BELOW_LOW_THRESHOLD, dtype=torch.int64,
                               device=match_quality_matrix.device)
-        matched_vals, matches = match_quality_matrix.max(dim=0)
+        return self.match_in_chunks([(0, match_quality_matrix)])
+
+    def match_in_chunks(self, row_chunks):
+        """The same matches from (first gt index, [C, A] rows) pairs that together form the
+        [G, A] matrix in order (non-empty), never holding it whole: per anchor the running best,
+        updated in place (ties keep the earlier gt, as max over the whole matrix does)."""
+        matched_vals = matches = best_of_some_gt = None
+        for first_gt, rows in row_chunks:
+            vals, index = rows.max(dim=0)
+            if matched_vals is None:
+                matched_vals, matches = vals, index + first_gt
+                best_of_some_gt = torch.zeros_like(matches, dtype=torch.bool)
+            else:
+                later = vals > matched_vals
+                matched_vals[later] = vals[later]
+                matches[later] = index[later] + first_gt
+            if self.allow_low_quality_matches:
+                best_per_gt, _ = rows.max(dim=1)
+                best_of_some_gt |= (rows == best_per_gt[:, None]).any(dim=0)
         all_matches = matches.clone() if self.allow_low_quality_matches else None
         matches[matched_vals < self.low_threshold] = self.BELOW_LOW_THRESHOLD
         between = (matched_vals >= self.low_threshold) & (matched_vals < self.high_threshold)
         matches[between] = self.BETWEEN_THRESHOLDS
         if self.allow_low_quality_matches:
-            best_per_gt, _ = match_quality_matrix.max(dim=1)
-            _, pred_inds = torch.nonzero(match_quality_matrix == best_per_gt[:, None], as_tuple=True)
+            pred_inds = best_of_some_gt.nonzero().squeeze(1)
             matches[pred_inds] = all_matches[pred_inds]
         return matches

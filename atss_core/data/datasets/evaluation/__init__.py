@@ -4,14 +4,15 @@ from .voc import voc_evaluation
 from .voc.voc_eval import do_voc_evaluation
 
 
-def evaluate(dataset, predictions, output_folder, logger=None, coco_backend="pycocotools"):
+def evaluate(dataset, predictions, output_folder, logger=None, coco_backend="pycocotools", coco_max_dets=(1, 10, 100)):
     """Evaluates ``predictions`` (one BoxList per dataset index) with the dataset's metric;
-    ``coco_backend``: see coco_eval.BACKENDS."""
+    ``coco_backend``: see coco_eval.BACKENDS; ``coco_max_dets``: TEST.COCO_MAX_DETS."""
     from atss_core.data.datasets.coco import COCODataset
     from atss_core.data.datasets.voc import PascalVOCDataset
 
     if isinstance(dataset, COCODataset):
-        return coco_evaluation(dataset, predictions, output_folder, logger=logger, backend=coco_backend)
+        return coco_evaluation(dataset, predictions, output_folder, logger=logger, backend=coco_backend,
+                               max_dets=coco_max_dets)
     if isinstance(dataset, PascalVOCDataset):
         return voc_evaluation(dataset, predictions, output_folder, logger=logger)
     raise NotImplementedError("no evaluation for {} yet".format(type(dataset).__name__))

@@ -1,6 +1,9 @@
 """COCO box evaluation: AP, AP50, AP75, APs, APm, APl and a per-class AP table, computed by
 pycocotools (the default, as the official code) or by faster-coco-eval (TEST.COCO_EVAL_BACKEND:
-the same numbers, several times faster on large detection sets)."""
+the same numbers, several times faster on large detection sets). TEST.COCO_MAX_DETS sets the
+detections per image COCOeval keeps (COCO's 1, 10, 100 by default); past 100 the summary is
+computed here from the accumulated precision and recall, the same way for both backends
+(pycocotools' own summary assumes 100 for its first AP, cocoapi #584)."""
 import contextlib
 import io
 import json
@@ -15,6 +18,7 @@ from atss_core.structures.boxlist_ops import boxlist_iou
 
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 BACKENDS = ("pycocotools", "faster-coco-eval")
+COCO_MAX_DETS = (1, 10, 100)
 # COCO's object-size ranges (areas) and the finer ones of the official proposal evaluation
 AREA_RANGES = {"all": (0, 1e10), "small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2, 1e10),
                "96-128": (96 ** 2, 128 ** 2), "128-256": (128 ** 2, 256 ** 2), "256-512": (256 ** 2, 512 ** 2),
@@ -26,17 +30,64 @@ def check_backend(backend):
         raise ValueError("TEST.COCO_EVAL_BACKEND must be one of {}, got {!r}".format(", ".join(BACKENDS), backend))
 
 
-def coco_evaluator(backend, coco_gt, results):
-    """A COCOeval-like object (evaluate / accumulate / summarize / stats / eval) on the boxes."""
+def check_max_dets(max_dets):
+    """TEST.COCO_MAX_DETS: three increasing positive counts (COCOeval's AR@ columns); a tuple."""
+    values = tuple(max_dets)
+    if len(values) != 3 or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values) \
+            or list(values) != sorted(set(values)):
+        raise ValueError("TEST.COCO_MAX_DETS must be three increasing positive integers such as (1, 10, 100), "
+                         "got {!r}".format(max_dets))
+    return values
+
+
+def coco_evaluator(backend, coco_gt, results, max_dets=COCO_MAX_DETS):
+    """A COCOeval-like object (evaluate / accumulate / summarize / stats / eval) on the boxes,
+    keeping ``max_dets`` detections per image."""
     if backend == "pycocotools":
         from pycocotools.cocoeval import COCOeval
 
-        return COCOeval(coco_gt, coco_gt.loadRes(results), "bbox")
-    check_backend(backend)
-    from faster_coco_eval import COCO, COCOeval_faster
+        evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), "bbox")
+    else:
+        check_backend(backend)
+        from faster_coco_eval import COCO, COCOeval_faster
 
-    gt = COCO(coco_gt.dataset)
-    return COCOeval_faster(gt, gt.loadRes(results), "bbox")
+        gt = COCO(coco_gt.dataset)
+        evaluator = COCOeval_faster(gt, gt.loadRes(results), "bbox")
+    evaluator.params.maxDets = list(check_max_dets(max_dets))
+    return evaluator
+
+
+def metric_names(max_dets=COCO_MAX_DETS):
+    """The 12 names of COCO's summary, the AR columns named after ``max_dets``."""
+    small, medium, large = max_dets
+    return list(METRICS) + ["AR@{}".format(small), "AR@{}".format(medium), "AR@{}".format(large),
+                            "ARs@{}".format(large), "ARm@{}".format(large), "ARl@{}".format(large)]
+
+
+# (AP or AR, IoU threshold or None for 0.5:0.95, area range, index into maxDets) of the 12 numbers
+_SUMMARY = [(True, None, "all", 2), (True, 0.5, "all", 2), (True, 0.75, "all", 2), (True, None, "small", 2),
+            (True, None, "medium", 2), (True, None, "large", 2), (False, None, "all", 0), (False, None, "all", 1),
+            (False, None, "all", 2), (False, None, "small", 2), (False, None, "medium", 2), (False, None, "large", 2)]
+
+
+def summarize_boxes(coco_eval):
+    """(12 numbers, their printed lines) of COCO's box summary from an accumulated evaluator,
+    every number at its own maxDets entry (the mean of the valid precision / recall cells, -1
+    where there are none)."""
+    params = coco_eval.params
+    stats, lines = [], []
+    for is_ap, iou, area, which in _SUMMARY:
+        area_index = list(params.areaRngLbl).index(area)
+        values = coco_eval.eval["precision" if is_ap else "recall"]
+        if iou is not None:
+            values = values[np.isclose(params.iouThrs, iou)]
+        values = values[..., area_index, which]
+        valid = values[values > -1]
+        stats.append(float(np.mean(valid)) if valid.size else -1.0)
+        lines.append(" Average {:<9} @[ IoU={:<9} | area={:>6s} | maxDets={:>3d} ] = {:0.3f}".format(
+            "Precision" if is_ap else "Recall", "0.50:0.95" if iou is None else "{:0.2f}".format(iou), area,
+            params.maxDets[which], stats[-1]))
+    return np.array(stats), "\n".join(lines)
 
 
 def prepare_for_coco_detection(predictions, dataset):
@@ -57,7 +108,7 @@ def prepare_for_coco_detection(predictions, dataset):
 
 
 def per_class_ap(coco_eval):
-    """{category name: AP over IoU 0.5:0.95, all areas, 100 detections} (nan if no gt)."""
+    """{category name: AP over IoU 0.5:0.95, all areas, the largest maxDets} (nan if no gt)."""
     precision = coco_eval.eval["precision"]  # [T, R, K, A, M]
     names = {c["id"]: c["name"] for c in coco_eval.cocoGt.loadCats(coco_eval.params.catIds)}
     table = {}
@@ -184,27 +235,39 @@ def evaluate_box_proposals(predictions, dataset, thresholds=None, area="all", li
             "num_pos": num_pos}
 
 
-def evaluate_predictions_on_coco(coco_gt, coco_results, json_result_file, iou_type="bbox", backend="pycocotools"):
+def evaluate_predictions_on_coco(coco_gt, coco_results, json_result_file, iou_type="bbox", backend="pycocotools",
+                                 max_dets=COCO_MAX_DETS):
     """Writes ``coco_results`` (result records) to ``json_result_file`` and returns the
     evaluated COCOeval (evaluate, accumulate and summarize run)."""
     if iou_type != "bbox":
         raise ValueError("iou_type {!r} is not evaluated: an ATSS model gives boxes ('bbox') only".format(iou_type))
     with open(json_result_file, "w") as f:
         json.dump(coco_results, f)
-    coco_eval = coco_evaluator(backend, coco_gt, coco_results)
+    coco_eval = coco_evaluator(backend, coco_gt, coco_results, max_dets)
     coco_eval.evaluate()
     coco_eval.accumulate()
-    coco_eval.summarize()
+    _summarize(coco_eval, max_dets)
     compute_thresholds_for_classes(coco_eval)
     return coco_eval
 
 
+def _summarize(coco_eval, max_dets):
+    """The evaluator's own summary (printed) for COCO's maxDets, else ours; sets ``stats``."""
+    if tuple(max_dets) == COCO_MAX_DETS:
+        coco_eval.summarize()
+        return
+    coco_eval.stats, lines = summarize_boxes(coco_eval)
+    print(lines)
+
+
 def do_coco_evaluation(dataset, predictions, box_only=False, output_folder=None, iou_types=("bbox",),
-                       expected_results=(), expected_results_sigma_tol=4, logger=None, backend="pycocotools"):
+                       expected_results=(), expected_results_sigma_tol=4, logger=None, backend="pycocotools",
+                       max_dets=COCO_MAX_DETS):
     """Writes bbox.json and coco_metrics.json to ``output_folder`` (when given) and returns
-    {"bbox": {metric: value}, "per_class": {name: AP}}; ``expected_results`` are checked (and
-    logged) as officially."""
+    {"bbox": {metric: value}, "per_class": {name: AP}} (and "bbox_recall": {AR@...: value} past
+    COCO's maxDets); ``expected_results`` are checked (and logged) as officially."""
     check_backend(backend)
+    max_dets = check_max_dets(max_dets)
     check_box_evaluation(box_only, iou_types)
     logger = logger or logging.getLogger("atss_core.inference")
     results = prepare_for_coco_detection(predictions, dataset)
@@ -213,24 +276,28 @@ def do_coco_evaluation(dataset, predictions, box_only=False, output_folder=None,
         with open(os.path.join(output_folder, "bbox.json"), "w") as f:
             json.dump(results, f)
     metrics = {name: 0.0 for name in METRICS}
+    recall = {name: 0.0 for name in metric_names(max_dets)[len(METRICS):]}
     table = {}
     if not results:
         logger.warning("no detections at all: every AP is 0")
     else:
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
-            coco_eval = coco_evaluator(backend, dataset.coco, results)
+            coco_eval = coco_evaluator(backend, dataset.coco, results, max_dets)
             coco_eval.params.imgIds = sorted(dataset.ids)
             coco_eval.evaluate()
             coco_eval.accumulate()
-            coco_eval.summarize()
+            _summarize(coco_eval, max_dets)
         logger.info("COCO bbox evaluation (%s):\n%s", backend, stdout.getvalue().rstrip())
         metrics = {name: float(v) for name, v in zip(METRICS, coco_eval.stats[:6])}
+        recall = {name: float(v) for name, v in zip(metric_names(max_dets)[len(METRICS):], coco_eval.stats[6:])}
         table = per_class_ap(coco_eval)
         if "scores" in coco_eval.eval:
             compute_thresholds_for_classes(coco_eval)
         logger.info("per-class AP:\n%s", "\n".join("  {:<24} {:.4f}".format(k, v) for k, v in table.items()))
     report = {"bbox": metrics, "per_class": table}
+    if max_dets != COCO_MAX_DETS:
+        report["bbox_recall"] = recall
     if output_folder:
         with open(os.path.join(output_folder, "coco_metrics.json"), "w") as f:
             json.dump(report, f, indent=2)
