@@ -419,3 +419,7 @@ _C.DATALOADER.REPEAT_THRESHOLD = 0.0
 # False: they are dropped, as officially
 _C.MODEL.ATSS.IGNORE_CROWD = False
 _C.MODEL.ATSS.IGNORE_IOF_THRESHOLD = 0.5
+# ---- Dense scenes (all off by default)
+# True: the post-processing's NMS (official or mmdet, eager and exported) suppresses overlapping
+# boxes of every class, not only of the same class (classes that overlap, e.g. SKU-110K's look-alikes)
+_C.MODEL.ATSS.NMS_CLASS_AGNOSTIC = False

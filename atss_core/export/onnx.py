@@ -83,13 +83,18 @@ def select_candidates_padded(ranked, pre_nms_top_n):
     return top, torch.where(valid, index, torch.zeros_like(index)), valid
 
 
-def multi_label_nms_padded(boxes, scores, labels, num_classes, iou_threshold, max_per_class, plus_one=1):
+def multi_label_nms_padded(boxes, scores, labels, num_classes, iou_threshold, max_per_class, plus_one=1,
+                           class_agnostic=False):
     """The graph's counterpart of ATSSPostProcessor.select_over_all_levels' ml_nms: boxes
     [N, K, 4], scores [N, K] (SENTINEL where not valid), labels [N, K] -> scores [N, K] of the
     boxes NMS keeps, SENTINEL elsewhere. One score row per class makes ONNX's
-    NonMaxSuppression multi-label; +1 on the far corners gives the legacy IoU (``plus_one``)."""
-    classes = torch.arange(1, num_classes + 1).view(1, num_classes, 1)
-    class_scores = torch.where(labels[:, None, :] == classes, scores[:, None, :], SENTINEL)
+    NonMaxSuppression multi-label (one row for all, ``class_agnostic``); +1 on the far corners
+    gives the legacy IoU (``plus_one``)."""
+    if class_agnostic:
+        class_scores = scores[:, None, :]
+    else:
+        classes = torch.arange(1, num_classes + 1).view(1, num_classes, 1)
+        class_scores = torch.where(labels[:, None, :] == classes, scores[:, None, :], SENTINEL)
     grown = boxes + torch.tensor([0.0, 0.0, 1.0, 1.0]) * plus_one
     selected = MultiLabelNMS.apply(grown, class_scores, iou_threshold, max_per_class, plus_one)
     kept = torch.full_like(scores, SENTINEL)
@@ -140,6 +145,7 @@ class ExportableATSS(nn.Module):
         self.mmdet = post.mmdet  # mmdetection's post-processing (MODEL.ATSS.POSTPROCESS)
         self.plus_one = atss.anchor_generator.plus_one  # boxes: decoding and clipping (MODEL.LEGACY_PLUS_ONE)
         self.nms_plus_one = 0 if self.mmdet else 1  # NMS: as the eager post-processor (ml_nms, class_wise_nms)
+        self.nms_class_agnostic = bool(post.nms_class_agnostic)  # MODEL.ATSS.NMS_CLASS_AGNOSTIC
         self.num_classes = cfg.MODEL.ATSS.NUM_CLASSES - 1
 
     def level_detections(self, box_cls, box_regression, centerness, stride, cell_anchors, width, height):
@@ -165,7 +171,8 @@ class ExportableATSS(nn.Module):
                   in zip(box_cls, box_regression, centerness, self.strides, self.cell_anchors)]
         boxes, scores, labels = (torch.cat(parts, 1) for parts in zip(*levels))
         kept = multi_label_nms_padded(boxes, scores, labels, self.num_classes, self.nms_thresh,
-                                      len(self.strides) * self.pre_nms_top_n, self.nms_plus_one)
+                                      len(self.strides) * self.pre_nms_top_n, self.nms_plus_one,
+                                      self.nms_class_agnostic)
         return keep_top_padded(boxes, kept, labels, self.detections_per_img)
 
 

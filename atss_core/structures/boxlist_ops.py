@@ -19,15 +19,19 @@ def boxlist_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores"):
     return boxlist[keep].convert(mode)
 
 
-def boxlist_ml_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores", label_field="labels"):
-    """Like :func:`boxlist_nms`, but boxes only suppress boxes with the same ``label_field``. The
-    kept boxes stay in their input order, as the official kernel returns them (the order in
-    which the multi-scale test then concatenates and votes)."""
+def boxlist_ml_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores", label_field="labels",
+                   class_agnostic=False):
+    """Like :func:`boxlist_nms`, but boxes only suppress boxes with the same ``label_field``
+    (any box with ``class_agnostic``). The kept boxes stay in their input order, as the official
+    kernel returns them (the order in which the multi-scale test then concatenates and votes)."""
     if nms_thresh <= 0:
         return boxlist
     mode = boxlist.mode
     boxlist = boxlist.convert("xyxy")
-    keep = _box_ml_nms(boxlist.bbox, boxlist.get_field(score_field), boxlist.get_field(label_field), nms_thresh)
+    labels = boxlist.get_field(label_field)
+    if class_agnostic:
+        labels = torch.zeros_like(labels)
+    keep = _box_ml_nms(boxlist.bbox, boxlist.get_field(score_field), labels, nms_thresh)
     if max_proposals > 0:
         keep = keep[:max_proposals]
     return boxlist[keep.sort().values].convert(mode)

@@ -251,3 +251,32 @@ def test_the_graphs_nms_follows_the_eager_post_processor_in_a_mixed_config(legac
                                                                        graph[2][i, :count].numpy()))
         assert (labels[order] == graph[2][i, :count].numpy()[graph_order]).all()
         np.testing.assert_allclose(scores[order], graph[1][i, :count].numpy()[graph_order], atol=1e-6)
+
+
+@pytest.mark.parametrize("postprocess", ["official", "mmdet"])
+def test_the_graph_runs_class_agnostic_nms_as_the_eager_model(tmp_path, postprocess):
+    """MODEL.ATSS.NMS_CLASS_AGNOSTIC in the exported graph: onnxruntime keeps the eager model's
+    detections, fewer than the class-wise NMS keeps, and none of them overlap across classes."""
+    from atss_core.structures.boxlist_ops import box_iou_legacy
+
+    cfg, model = detector_with_spread_scores()
+    post = model.rpn.box_selector_test
+    post.fpn_post_nms_top_n = 5 * post.pre_nms_top_n  # no cap: the NMS alone decides the count
+    if postprocess == "mmdet":
+        from atss_core.modeling.rpn.atss.inference import MMDetPostProcessor
+
+        post.__class__ = MMDetPostProcessor
+    images = torch.randn(1, 3, 256, 320, generator=torch.Generator().manual_seed(5)) * 40
+    class_wise_count = len(export_onnx.eager_detections(model, images)[0][1])
+    post.nms_class_agnostic = True
+    path = str(tmp_path / "agnostic.onnx")
+    export_onnx.export(model, cfg, path, 256, 320)
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    eager = export_onnx.eager_detections(model, images)[0]
+    fraction, eager_count, onnx_count = export_onnx.agreement(eager, export_onnx.onnx_detections(session, images)[0])
+    assert fraction >= 0.95 and abs(eager_count - onnx_count) <= 2, (fraction, eager_count, onnx_count)
+    assert 5 < eager_count < class_wise_count
+    boxes = torch.as_tensor(eager[0])
+    ious = box_iou_legacy(boxes, boxes, 1 if postprocess == "official" else 0)
+    ious.fill_diagonal_(0)
+    assert ious.max() <= post.nms_thresh + 1e-6

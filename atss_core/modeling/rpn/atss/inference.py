@@ -99,10 +99,11 @@ class ATSSPostProcessor(nn.Module):
     multi-label NMS over all levels and keep the ``fpn_post_nms_top_n`` best (k-th value
     threshold, so ties at the boundary are kept). The number of classes comes from the head
     outputs' shapes; ``num_classes`` (MODEL.ATSS.NUM_CLASSES, background included) is kept as
-    officially, where it is not read either."""
+    officially, where it is not read either. ``nms_class_agnostic`` (MODEL.ATSS.NMS_CLASS_AGNOSTIC):
+    a box suppresses overlapping boxes of every class, not only its own."""
 
     def __init__(self, pre_nms_thresh, pre_nms_top_n, nms_thresh, fpn_post_nms_top_n, min_size, num_classes,
-                 box_coder, bbox_aug_enabled=False, bbox_aug_vote=False):
+                 box_coder, bbox_aug_enabled=False, bbox_aug_vote=False, nms_class_agnostic=False):
         super().__init__()
         self.num_classes = num_classes
         self.pre_nms_thresh = pre_nms_thresh
@@ -113,6 +114,7 @@ class ATSSPostProcessor(nn.Module):
         self.box_coder = box_coder
         self.bbox_aug_enabled = bbox_aug_enabled
         self.bbox_aug_vote = bbox_aug_vote
+        self.nms_class_agnostic = nms_class_agnostic
 
     # mmdetection's variant (MMDetPostProcessor) ranks by cls alone, sorted, scores cls x centerness
     mmdet = False
@@ -152,7 +154,7 @@ class ATSSPostProcessor(nn.Module):
         top-k instead (export/onnx.py: multi_label_nms_padded, keep_top_padded)."""
         results = []
         for boxlist in boxlists:
-            result = boxlist_ml_nms(boxlist, self.nms_thresh)
+            result = boxlist_ml_nms(boxlist, self.nms_thresh, class_agnostic=self.nms_class_agnostic)
             results.append(keep_top_detections(result, self.fpn_post_nms_top_n))
         return results
 
@@ -163,15 +165,18 @@ class MMDetPostProcessor(ATSSPostProcessor):
     ``pre_nms_thresh``, the ``pre_nms_top_n`` best by class score alone (sorted), decoded and
     clipped to the image; score = cls x centerness (no square root); boxes with no width or
     height dropped; class-wise NMS as mmcv's batched_nms (boxes offset by class, no +1); the
-    ``fpn_post_nms_top_n`` best by score, in descending order."""
+    ``fpn_post_nms_top_n`` best by score, in descending order. ``nms_class_agnostic``: one NMS
+    over all classes (mmcv's ``class_agnostic`` nms_cfg)."""
 
     mmdet = True
 
     def select_over_all_levels(self, boxlists):
         results = []
         for boxlist in boxlists:
-            keep = class_wise_nms(boxlist.bbox, boxlist.get_field("scores"), boxlist.get_field("labels") - 1,
-                                  self.nms_thresh)
+            classes = boxlist.get_field("labels") - 1
+            if self.nms_class_agnostic:
+                classes = torch.zeros_like(classes)
+            keep = class_wise_nms(boxlist.bbox, boxlist.get_field("scores"), classes, self.nms_thresh)
             results.append(boxlist[keep[:self.fpn_post_nms_top_n]])
         return results
 
@@ -208,10 +213,14 @@ def make_atss_postprocessor(config, box_coder):
         # its merging and voting are the official code's, in the +1 convention
         raise ValueError("TEST.BBOX_AUG (the official multi-scale test) needs the official conventions: "
                          "MODEL.ATSS.POSTPROCESS 'official' and MODEL.LEGACY_PLUS_ONE True")
+    if config.TEST.BBOX_AUG.ENABLED and atss.NMS_CLASS_AGNOSTIC:
+        raise ValueError("MODEL.ATSS.NMS_CLASS_AGNOSTIC is not supported with TEST.BBOX_AUG: the multi-scale "
+                         "test merges (and votes) class by class, as officially")
     postprocessor = MMDetPostProcessor if atss.POSTPROCESS == "mmdet" else ATSSPostProcessor
     return postprocessor(
         pre_nms_thresh=atss.INFERENCE_TH, pre_nms_top_n=atss.PRE_NMS_TOP_N, nms_thresh=atss.NMS_TH,
         fpn_post_nms_top_n=config.TEST.DETECTIONS_PER_IMG, min_size=0, num_classes=atss.NUM_CLASSES,
         box_coder=box_coder,
         bbox_aug_enabled=config.TEST.BBOX_AUG.ENABLED, bbox_aug_vote=config.TEST.BBOX_AUG.VOTE,
+        nms_class_agnostic=atss.NMS_CLASS_AGNOSTIC,
     )
