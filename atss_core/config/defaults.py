@@ -423,3 +423,10 @@ _C.MODEL.ATSS.IGNORE_IOF_THRESHOLD = 0.5
 # True: the post-processing's NMS (official or mmdet, eager and exported) suppresses overlapping
 # boxes of every class, not only of the same class (classes that overlap, e.g. SKU-110K's look-alikes)
 _C.MODEL.ATSS.NMS_CLASS_AGNOSTIC = False
+# tiled inference (engine/tiling.py) for test_net.py, the predictor and the image demo: the whole
+# image at the test size plus overlapping SIZE x SIZE tiles of the original (neighbours share
+# OVERLAP x SIZE pixels), each at the test size, merged by the post-processing's NMS and cap
+_C.TEST.TILE = CN()
+_C.TEST.TILE.ENABLED = False
+_C.TEST.TILE.SIZE = 800
+_C.TEST.TILE.OVERLAP = 0.25

@@ -144,7 +144,8 @@ def make_data_loader(cfg, is_train=True, is_distributed=None, start_iter=0, seed
         per_process = images_per_process(cfg.TEST.IMS_PER_BATCH, "TEST.IMS_PER_BATCH")
         num_iters, start_iter = None, 0
     names = cfg.DATASETS.TRAIN if is_train else (cfg.DATASETS.TEST if dataset_names is None else dataset_names)
-    bbox_aug = not is_train and cfg.TEST.BBOX_AUG.ENABLED  # the raw images go to engine/bbox_aug.py
+    # the raw images go to engine/bbox_aug.py or engine/tiling.py
+    bbox_aug = not is_train and (cfg.TEST.BBOX_AUG.ENABLED or cfg.TEST.TILE.ENABLED)
     datasets = build_dataset(names, None if bbox_aug else build_transforms(cfg, is_train), is_train=is_train,
                              exif_orientation=cfg.INPUT.EXIF_ORIENTATION,
                              plus_one=int(cfg.MODEL.LEGACY_PLUS_ONE),

@@ -236,7 +236,7 @@ def evaluate_loaders(cfg, model, named_loaders, logger=None, tracker=None, itera
     gathered = []
     for name, loader in named_loaders:
         predictions, timings = predict(model, loader, name, device, logger=logger, use_amp=check_dtype(cfg),
-                                       bbox_aug_cfg=bbox_aug_cfg)
+                                       bbox_aug_cfg=bbox_aug_cfg, tile_cfg=cfg if cfg.TEST.TILE.ENABLED else None)
         gathered.append((name, loader.dataset, predictions, timings))
     # the main process evaluates once every dataset is gathered; no collective follows (one would
     # time out during an evaluation longer than DIST_TIMEOUT): the others wait for it by polling

@@ -11,14 +11,16 @@ from atss_core.data.datasets.evaluation import evaluate
 from atss_core.data.datasets.evaluation.coco.coco_eval import check_box_evaluation, check_expected_results
 from atss_core.engine.bbox_aug import im_detect_bbox_aug
 from atss_core.engine.precision import autocast_context
+from atss_core.engine.tiling import im_detect_tiled
 from atss_core.utils.comm import all_gather, is_main_process, synchronize
 from atss_core.utils.logger import progress_bar_wanted
 
 
 def compute_on_dataset(model, data_loader, device, timer=None, show_progress=True, use_amp=False, bbox_aug_cfg=None,
-                       timings=None):
+                       timings=None, tile_cfg=None):
     """{dataset index: BoxList on the CPU}. With ``bbox_aug_cfg`` (a config with
-    TEST.BBOX_AUG.ENABLED) the loader yields raw images and the test-time augmentation runs.
+    TEST.BBOX_AUG.ENABLED) the loader yields raw images and the test-time augmentation runs;
+    with ``tile_cfg`` (TEST.TILE.ENABLED) it yields raw images and the tiled inference runs.
     ``timings``, a dict, receives the seconds spent waiting for data and in the model;
     ``timer`` (the official argument: anything with tic() and toc()) times each model call."""
     model.eval()
@@ -36,6 +38,8 @@ def compute_on_dataset(model, data_loader, device, timer=None, show_progress=Tru
             timer.tic()
         if bbox_aug_cfg is not None:
             outputs = im_detect_bbox_aug(model, images, device, bbox_aug_cfg, use_amp=use_amp)
+        elif tile_cfg is not None:
+            outputs = im_detect_tiled(model, images, device, tile_cfg, use_amp=use_amp)
         else:
             with torch.no_grad(), autocast_context(use_amp):
                 outputs = model(images.to(device))
@@ -65,17 +69,17 @@ def accumulate_predictions(predictions_per_process, logger):
     return [predictions[i] for i in indices]
 
 
-def predict(model, data_loader, dataset_name, device, logger=None, use_amp=False, bbox_aug_cfg=None):
+def predict(model, data_loader, dataset_name, device, logger=None, use_amp=False, bbox_aug_cfg=None, tile_cfg=None):
     """Every process: runs the model over its share of the loader and gathers the predictions.
     Returns (predictions in dataset order, timings) on the main process, (None, timings)
-    elsewhere. ``bbox_aug_cfg``: see :func:`compute_on_dataset`."""
+    elsewhere. ``bbox_aug_cfg``, ``tile_cfg``: see :func:`compute_on_dataset`."""
     logger = logger or logging.getLogger("atss_core.inference")
     dataset = data_loader.dataset
     logger.info("evaluating on %s (%d images)", dataset_name, len(dataset))
     start = time.time()
     timings = {}
     predictions = compute_on_dataset(model, data_loader, device, use_amp=use_amp, bbox_aug_cfg=bbox_aug_cfg,
-                                     timings=timings)
+                                     timings=timings, tile_cfg=tile_cfg)
     synchronize("the end of inference on every process")
     elapsed = time.time() - start
     predictions = accumulate_predictions(predictions, logger)

@@ -16,6 +16,7 @@ from atss_core.data.build import images_per_process
 from atss_core.data.datasets.evaluation.coco.coco_eval import check_backend, check_max_dets
 from atss_core.engine.bbox_aug import augmentation_runs
 from atss_core.engine.precision import check_dtype
+from atss_core.engine.tiling import check_tile_settings
 from atss_core.utils.cli import EXIT_ERROR, CommandError, add_debug_flag, parse_with_overrides
 from atss_core.utils.collect_env import get_pretty_env_info
 from atss_core.utils.comm import announce_finished, get_rank, synchronize, wait_for_main_process
@@ -184,6 +185,7 @@ def setup(args, name):
     check_device(cfg)
     check_backend(cfg.TEST.COCO_EVAL_BACKEND)
     check_max_dets(cfg.TEST.COCO_MAX_DETS)
+    check_tile_settings(cfg)
     check_dtype(cfg)
     runs = augmentation_runs(cfg) if cfg.TEST.BBOX_AUG.ENABLED else None
     if distributed:

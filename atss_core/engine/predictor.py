@@ -3,6 +3,7 @@ import numpy as np
 import torch
 
 from atss_core.data.transforms import build_transforms
+from atss_core.engine.tiling import check_tile_settings, im_detect_tiled
 from atss_core.modeling.detector import build_detection_model
 from atss_core.modeling.fusion import optimize_for_inference
 from atss_core.structures.image_list import to_image_list
@@ -50,6 +51,7 @@ class ATSSDemo:
     def __init__(self, cfg, weights=None, confidence_threshold=0.5, class_names=None, default_threshold=0.5,
                  device=None):
         self.cfg = cfg.clone()
+        check_tile_settings(self.cfg)
         device = device or (cfg.MODEL.DEVICE if torch.cuda.is_available() or cfg.MODEL.DEVICE == "cpu" else "cpu")
         self.device = torch.device(device)
         self.model = build_detection_model(self.cfg).to(self.device).eval()
@@ -87,11 +89,17 @@ class ATSSDemo:
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError("expected an HxWx3 BGR image array, got {}".format(
                 getattr(image, "shape", type(image).__name__)))
+        if self.cfg.TEST.TILE.ENABLED:
+            return self.detect_tiled(image)
         tensor, _ = self.transforms(image, None)
         images = to_image_list([tensor], self.cfg.DATALOADER.SIZE_DIVISIBILITY)
         prediction = self.detect(images)
         height, width = image.shape[:2]
         return prediction.resize((width, height))
+
+    def detect_tiled(self, image):
+        """TEST.TILE: the whole image and its overlapping tiles, merged (engine/tiling.py)."""
+        return im_detect_tiled(self.model, [image], self.device, self.cfg)[0]
 
     def detect(self, images):
         """The model's detections (a BoxList on the CPU) for a one-image ImageList."""

@@ -18,6 +18,9 @@ class ONNXDemo(ATSSDemo):
         if not os.path.isfile(onnx_path):
             raise FileNotFoundError("ONNX model not found: {}".format(onnx_path))
         self.cfg = cfg.clone()
+        if self.cfg.TEST.TILE.ENABLED:
+            raise ValueError("TEST.TILE is not supported by the ONNX predictor (the graph holds its own NMS and "
+                             "cap); run the eager predictor for tiled inference")
         self.device = torch.device("cpu")
         self.session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
         self._set_up_labels(confidence_threshold, class_names or read_class_names(self.session), default_threshold)

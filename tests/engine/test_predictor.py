@@ -58,3 +58,19 @@ def test_default_class_names_are_coco_for_81_classes():
 def test_class_names_from_the_command_line_get_the_background_first():
     assert parse_class_names(" raccoon , cat") == ["__background__", "raccoon", "cat"]
     assert parse_class_names("") is None
+
+
+def test_tiled_prediction_is_in_the_input_frame(demo, monkeypatch):
+    """TEST.TILE in the predictor: the whole image and its tiles go through the model, the
+    merged detections are in the input image's frame, within it."""
+    image = (np.random.RandomState(3).rand(150, 260, 3) * 255).astype(np.uint8)
+    monkeypatch.setattr(demo, "cfg", demo.cfg.clone())
+    demo.cfg.merge_from_list(["TEST.TILE.ENABLED", True, "TEST.TILE.SIZE", 96, "TEST.TILE.OVERLAP", 0.25])
+    seen = []
+    original = demo.model.forward
+    monkeypatch.setattr(demo.model, "forward", lambda images: seen.append(images.tensors.shape) or original(images))
+    predictions = demo.compute_prediction(image)
+    assert predictions.size == (260, 150) and len(predictions) > 0
+    assert float(predictions.bbox[:, 2].max()) <= 260 and float(predictions.bbox[:, 3].max()) <= 150
+    # the whole image, then 4 x 2 tiles of 96 px in batches of at most 4
+    assert len(seen) == 1 + 2 and sum(shape[0] for shape in seen) == 1 + 8
