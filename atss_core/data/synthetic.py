@@ -5,6 +5,10 @@ triangle (blue), cross (yellow) — from small to large, overlapping and touchin
 textured, noisy backgrounds; some images have no object. Boxes are the tight boxes of
 the visible pixels; objects hidden for more than 60% by later ones are not annotated.
 The same seed gives byte-identical files (PNG images, sorted-key json).
+
+The dense variant (``dense_objects``, tools/make_synthetic_dataset.py --dense) packs hundreds
+to thousands of small objects per image, one per cell of a jittered grid, for dense-scene
+training and evaluation (TEST.COCO_MAX_DETS past 100).
 """
 import json
 import os
@@ -27,11 +31,11 @@ def _background(rng, size):
     return image
 
 
-def _shape_mask(rng, name, size, scale):
-    """A boolean mask of one object of the given class, centred at a random place."""
+def _shape_mask(rng, name, size, scale, centre=None):
+    """A boolean mask of one object of the given class, centred at ``centre`` or a random place."""
     mask = np.zeros((size, size), dtype=np.uint8)
     half = scale / 2.0
-    cx, cy = rng.uniform(half * 0.6, size - half * 0.6, size=2)
+    cx, cy = rng.uniform(half * 0.6, size - half * 0.6, size=2) if centre is None else centre
     if name == "circle":
         cv2.circle(mask, (int(cx), int(cy)), int(half), 1, -1)
     elif name == "square":
@@ -77,15 +81,50 @@ def render_image(rng, size=128, max_objects=5, empty_prob=0.08):
     return np.clip(image, 0, 255).astype(np.uint8), annotations
 
 
-def write_split(folder, split, count, seed, size=128):
-    """Writes <folder>/<split>/*.png and <folder>/annotations/instances_<split>.json; returns the json path."""
+def render_dense_image(rng, size=512, min_objects=500, max_objects=1000):
+    """(BGR uint8 image, [(class name, box)]) with min..max_objects small objects, each in its own
+    cell of a jittered grid (sides of 0.45 to 0.85 of a cell), so that few overlap."""
+    image = _background(rng, size)
+    count = rng.randint(min_objects, max_objects + 1)
+    cells_per_side = int(np.ceil(np.sqrt(count)))
+    cell = size / cells_per_side
+    chosen = rng.choice(cells_per_side * cells_per_side, size=count, replace=False)
+    annotations = []
+    for index in sorted(chosen.tolist()):
+        row, col = divmod(index, cells_per_side)
+        scale = cell * rng.uniform(0.45, 0.85)
+        jitter = (cell - scale) / 2
+        centre = ((col + 0.5) * cell + rng.uniform(-jitter, jitter), (row + 0.5) * cell + rng.uniform(-jitter, jitter))
+        name = CLASSES[rng.randint(len(CLASSES))]
+        # drawn in a small window around the object (the whole-image mask would cost size^2 each)
+        x0, y0 = max(int(centre[0] - scale) - 2, 0), max(int(centre[1] - scale) - 2, 0)
+        window = int(2 * scale) + 5
+        mask = _shape_mask(rng, name, window, scale, (centre[0] - x0, centre[1] - y0))
+        mask = mask[:size - y0, :size - x0]
+        if mask.sum() < 9:
+            continue
+        color = np.array(COLORS_BGR[name], dtype=np.float32) + rng.uniform(-25, 25, size=3)
+        region = image[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]]
+        region[mask] = color
+        ys, xs = np.nonzero(mask)
+        annotations.append((name, (int(xs.min()) + x0, int(ys.min()) + y0, int(xs.max()) + x0,
+                                   int(ys.max()) + y0)))
+    return np.clip(image, 0, 255).astype(np.uint8), annotations
+
+
+def write_split(folder, split, count, seed, size=128, dense_objects=None):
+    """Writes <folder>/<split>/*.png and <folder>/annotations/instances_<split>.json; returns the
+    json path. ``dense_objects`` (min, max): dense images (:func:`render_dense_image`)."""
     rng = np.random.RandomState(seed)
     image_dir = os.path.join(folder, split)
     os.makedirs(image_dir, exist_ok=True)
     os.makedirs(os.path.join(folder, "annotations"), exist_ok=True)
     images, annotations = [], []
     for i in range(count):
-        image, objects = render_image(rng, size)
+        if dense_objects:
+            image, objects = render_dense_image(rng, size, *dense_objects)
+        else:
+            image, objects = render_image(rng, size)
         name = "{}_{:05d}.png".format(split, i)
         cv2.imwrite(os.path.join(image_dir, name), image)
         images.append({"id": i + 1, "file_name": name, "width": size, "height": size})
@@ -101,7 +140,8 @@ def write_split(folder, split, count, seed, size=128):
     return path
 
 
-def make_synthetic_dataset(folder, seed=0, num_train=400, num_val=100, size=128):
-    """Train and val splits with independent seeds derived from ``seed``."""
-    return (write_split(folder, "train", num_train, seed * 2 + 1, size),
-            write_split(folder, "val", num_val, seed * 2 + 2, size))
+def make_synthetic_dataset(folder, seed=0, num_train=400, num_val=100, size=128, dense_objects=None):
+    """Train and val splits with independent seeds derived from ``seed``; ``dense_objects``
+    (min, max) objects per image for the dense variant."""
+    return (write_split(folder, "train", num_train, seed * 2 + 1, size, dense_objects),
+            write_split(folder, "val", num_val, seed * 2 + 2, size, dense_objects))

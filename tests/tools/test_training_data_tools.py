@@ -94,3 +94,25 @@ def test_visualize_assignment_shows_the_anchors_a_crowd_ignores(tmp_path):
     without = json.loads((out / "assignment.json").read_text())
     assert with_crowd["ignored"]["ATSS"] > 0 and without["ignored"]["ATSS"] == 0
     assert with_crowd["positives"] == without["positives"]  # real objects' positives come first
+
+
+def test_tiling_check_counts_the_objects_of_every_copy_and_draws_them(tmp_path):
+    """tools/tiling_check.py on a random quickstart model: the large image holds copies x copies
+    scenes' objects, each run is counted against them, and the picture is written."""
+    import torch
+
+    tiling_check = tool("tiling_check")
+    config = os.path.join(REPO, "configs", "quickstart", "atss_R_18_synthetic.yaml")
+    torch.manual_seed(0)
+    weights = tmp_path / "random.pth"
+    torch.save({"model": build_detection_model(load_config(config, ["MODEL.DEVICE", "cpu"])).state_dict()}, weights)
+    summary = tiling_check.main(["--config-file", config, "--weights", str(weights), "--data", str(tmp_path / "data"),
+                                 "--output", str(tmp_path / "out"), "--copies", "2", "--tile-size", "512",
+                                 "--test-size", "256", "400", "--score", "0.0"])
+    runs = summary["runs"]
+    assert runs["scene"]["objects"] > 50 and runs["large"]["objects"] == 4 * runs["scene"]["objects"]
+    assert runs["large_tiled"]["objects"] == runs["large"]["objects"]
+    assert all(0 <= run["found"] <= run["objects"] for run in runs.values())
+    assert summary["large_size"] == [2 * s for s in summary["scene_size"]]
+    picture = cv2.imread(str(tmp_path / "out" / "tiling.jpg"))
+    assert picture is not None and picture.shape[1] > summary["scene_size"][1]
