@@ -359,7 +359,7 @@ def render_markdown(rows):
         lines.append("| {} | {} | {:,} | {} | {} |".format(row["positive_type"], label, row["num_gt"],
                                                            _cell(row.get("ours")), _cell(row.get("official"))))
         if "fits_up_to" in row:
-            fits.append("{} with {} anchor(s) per location: ours up to about {}, official-style up to about {} "
+            fits.append("{} with {} anchor(s) per location: ours {}, official-style {} "
                         "objects".format(row["positive_type"], row["anchors_per_location"],
                                          _count(row["fits_up_to"]["ours"], row["num_gt"]),
                                          _count(row["fits_up_to"]["official"], row["num_gt"])))
@@ -370,7 +370,7 @@ def render_markdown(rows):
 def _count(value, measured_up_to):
     if math.isinf(value) or value > 100 * measured_up_to:
         return "far beyond {:,} (no growth measured up to there)".format(measured_up_to)
-    return "{:,.0f}".format(value)
+    return "up to about {:,.0f}".format(value)
 
 
 README_BEGIN = "<!-- dense-assignment table: tools/benchmark.py --dense --readme -->"

@@ -12,7 +12,9 @@
 5. trains with the recipe switches that have a GPU path together (float16 with the loss
    scale taken out before gradient clipping, two accumulated passes per step, EMA, and an
    evaluation every RECIPE_TEST_PERIOD iterations into metrics.json and model_best.pth),
-   on augmented, repeat-factor sampled data with crowds as ignore regions.
+   on augmented, repeat-factor sampled data with crowds as ignore regions;
+6. assigns 1,000 objects at 800x1333 (9 anchors per location) for every POSITIVE_TYPE on the
+   GPU, the sliced assigners against the CPU, with the GPU's peak memory.
 """
 import json
 import os
@@ -238,6 +240,34 @@ def recipe_check(output_root, device="cuda", dtype="float16", iterations=2 * REC
         device, dtype, RECIPE_TEST_PERIOD, totals[0], totals[-1], torch.load(best, weights_only=True)["best"])
 
 
+def dense_assignment_check(device="cuda", num_gt=1000, anchors_per_location=9):
+    """Every POSITIVE_TYPE's sliced assignment of ``num_gt`` objects at 800x1333 on ``device``
+    against the CPU: the fraction of anchors given the same gt (top-k ties may break
+    differently on the GPU) and the device's peak memory."""
+    from atss_core.benchmark.dense_assignment import dense_boxes, scene_anchors, sliced_assign
+
+    anchors, counts = scene_anchors(800, 1333, anchors_per_location)
+    gt_boxes = dense_boxes(num_gt, 800, 1333)
+    lines, failed = [], []
+    for positive_type in ("ATSS", "SSC", "IoU", "TOPK"):
+        expected = sliced_assign(positive_type, anchors, counts, gt_boxes, per_location=anchors_per_location)
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        start = time.time()
+        ours = sliced_assign(positive_type, anchors.to(device), counts, gt_boxes.to(device),
+                             per_location=anchors_per_location).cpu()
+        seconds = time.time() - start
+        peak = torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith("cuda") else float("nan")
+        agreement = float((ours == expected).float().mean())
+        lines.append("{} {:.4%} of anchors as on the CPU, {:.2f} s, peak {:.0f} MB".format(positive_type, agreement,
+                                                                                        seconds, peak))
+        if agreement < 0.999:
+            failed.append(lines[-1])
+    if failed:
+        raise CheckFailed("; ".join(failed))
+    return "{} objects, {} anchors: {}".format(num_gt, anchors.shape[0], "; ".join(lines))
+
+
 def write_json(path, data):
     """Writes ``data`` to ``path`` through a temporary file and os.replace, so that a reader (or a
     run killed mid-write) never sees half a file."""
@@ -267,6 +297,7 @@ def run_checks(iterations, json_path, output_dir=None, budget_s=None):
                                               for name, (ours, fcos) in model_timings().items())),
         ("quickstart training, GPU vs CPU", lambda: training_check(iterations, output_root)),
         ("training recipe switches on the GPU", lambda: recipe_check(output_root)),
+        ("dense-scene assignment on the GPU", dense_assignment_check),
     ]
     summary = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
                "iterations": iterations, "budget_s": budget_s, "complete": False, "running": None, "steps": []}

@@ -63,3 +63,22 @@ def test_the_recipe_check_runs_its_switches_together_on_the_cpu(tmp_path):
                                     iterations=gpu_check.RECIPE_TEST_PERIOD)
     assert "cpu float32, clipping + 2 passes per step + EMA" in detail and "'iteration': 20" in detail
     assert (tmp_path / "recipe_cpu_float32" / "model_best.pth").exists()
+
+
+def test_the_dense_assignment_check_compares_every_positive_type(monkeypatch):
+    """The GPU step run on the CPU (against itself): every POSITIVE_TYPE reports full agreement;
+    a device that disagrees fails the step by name."""
+    from atss_core.benchmark import dense_assignment
+
+    detail = gpu_check.dense_assignment_check(device="cpu", num_gt=40, anchors_per_location=1)
+    assert detail.startswith("40 objects") and detail.count("100.0000% of anchors") == 4
+    real = dense_assignment.sliced_assign
+    calls = []
+
+    def shifted(positive_type, *args, **kwargs):  # the second SSC call (the "device" one) is off by one anchor
+        calls.append(positive_type)
+        result = real(positive_type, *args, **kwargs)
+        return result.roll(1) if calls.count("SSC") == 2 and positive_type == "SSC" else result
+    monkeypatch.setattr(dense_assignment, "sliced_assign", shifted)
+    with pytest.raises(gpu_check.CheckFailed, match="SSC"):
+        gpu_check.dense_assignment_check(device="cpu", num_gt=40, anchors_per_location=1)

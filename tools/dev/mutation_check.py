@@ -341,6 +341,27 @@ MUTANTS += [
      "                checkpoint.pop(\"scheduler\")\n", CKPT_TESTS),
 ]
 
+# dense scenes (issue 34): sliced assignment, COCO_MAX_DETS, class-agnostic NMS, tiling
+MATCHER = "atss_core/modeling/matcher.py"
+TILING = "atss_core/engine/tiling.py"
+DENSE_TESTS = ["tests/modeling/test_dense_assignment.py"]
+MUTANTS += [
+    ("matcher-slices-tie-to-later-gt", MATCHER, "later = vals > matched_vals", "later = vals >= matched_vals",
+     DENSE_TESTS),
+    ("atss-slice-offset-lost", ASSIGN, "        candidates[:, part] = _nearest_candidates(",
+     "        candidates[:, :part.stop - part.start] = _nearest_candidates(", DENSE_TESTS),
+    ("coco-summary-last-max-dets", COCO, "values = values[..., area_index, which]", "values = values[..., area_index, -1]",
+     ["tests/engine/test_coco_max_dets.py"]),
+    ("nms-agnostic-ignored", OPS, "        labels = torch.zeros_like(labels)\n", "        pass\n",
+     ["tests/modeling/test_class_agnostic_nms.py"]),
+    ("onnx-agnostic-ignored", "atss_core/export/onnx.py", "    if class_agnostic:\n        class_scores",
+     "    if False:\n        class_scores", ["tests/tools/test_export_onnx.py"]),
+    ("tile-cut-boxes-kept", TILING, "    return ~cut\n", "    return torch.ones_like(cut)\n",
+     ["tests/engine/test_tiling.py"]),
+    ("tile-offset-lost", TILING, "shift = boxlist.bbox.new_tensor([offset_x, offset_y, offset_x, offset_y])",
+     "shift = boxlist.bbox.new_tensor([offset_x, offset_y, offset_y, offset_x])", ["tests/engine/test_tiling.py"]),
+]
+
 # mutants that cannot change any observable behaviour, with the reason
 EQUIVALENT = {}
 
