@@ -61,8 +61,8 @@ def tiled_copies(scene, boxes, labels, copies):
     """The scene repeated copies x copies times, with its boxes and labels."""
     height, width = scene.shape[:2]
     image = np.tile(scene, (copies, copies, 1))
-    shifts = torch.tensor([[c * width, r * height, c * width, r * height] for r in range(copies) for c in range(copies)],
-                          dtype=torch.float32)
+    shifts = torch.tensor([[c * width, r * height, c * width, r * height]
+                           for r in range(copies) for c in range(copies)], dtype=torch.float32)
     all_boxes = (boxes[None] + shifts[:, None]).reshape(-1, 4)
     return image, all_boxes, labels.repeat(copies * copies)
 

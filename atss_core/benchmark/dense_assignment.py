@@ -176,20 +176,13 @@ def _reset_peak():
         return False
 
 
-def _peak_bytes():
+def _status_bytes(field):
+    """A memory figure of this process from /proc/self/status ("VmHWM": the peak, "VmRSS": now)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def _resident_bytes():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError("no {} in /proc/self/status".format(field))
 
 
 def measure_here(method, positive_type, num_gt, anchors_per_location, repeats=3, height=800, width=1333):
@@ -202,13 +195,13 @@ def measure_here(method, positive_type, num_gt, anchors_per_location, repeats=3,
     run = _case(method, positive_type, anchors, counts, gt_boxes, anchors_per_location, height, width)
     if not _reset_peak():
         raise RuntimeError("cannot reset the peak memory of this process (/proc/self/clear_refs)")
-    before = _resident_bytes()
+    before = _status_bytes("VmRSS")
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
         seconds.append(time.perf_counter() - start)
-    return {"seconds": sorted(seconds)[len(seconds) // 2], "peak_bytes": _peak_bytes() - before,
+    return {"seconds": sorted(seconds)[len(seconds) // 2], "peak_bytes": _status_bytes("VmHWM") - before,
             "anchors": anchors.shape[0]}
 
 
