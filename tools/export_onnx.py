@@ -7,12 +7,19 @@
 What the graph holds, its inputs and outputs: atss_core/export/onnx.py. After exporting,
 onnxruntime and the eager model run on the same input and their agreement is printed (at
 --size and at each of the --check-sizes, comma separated).
+
+--static HxW: a fixed 1 x 3 x H x W input (for accelerators that want static shapes); it is
+traced and checked at that size only, and refuses another with a message.
+--no-nms: the graph ends at the per-level class scores, centerness and decoded boxes
+(atss_core/export/raw.py); raw.postprocess() (numpy) turns them into the full graph's detections,
+and that is what the check compares with the eager model.
 """
 import argparse
 import os
 
 from atss_core.config import load_config
 from atss_core.export.onnx import build_model, check_export, export
+from atss_core.export.raw import export_raw
 from atss_core.utils.cli import add_debug_flag, parse_size, parse_with_overrides, run_cli
 
 
@@ -22,6 +29,9 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, help="the .onnx file to write")
     parser.add_argument("--size", default="800x1216", help="HxW of the sample used to trace and check")
     parser.add_argument("--check-sizes", default="608x800", help="more HxW sizes to check, comma separated")
+    parser.add_argument("--static", metavar="HxW", help="export a fixed 1x3xHxW input shape")
+    parser.add_argument("--no-nms", action="store_true",
+                        help="end the graph at the per-level scores and decoded boxes (raw.postprocess does the rest)")
     add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     return parse_with_overrides(parser, argv)
@@ -31,15 +41,21 @@ def main(argv=None):
     args = parse_args(argv)
     size = parse_size(args.size)
     check_sizes = [parse_size(s) for s in args.check_sizes.split(",") if s]
+    if args.static:
+        size, check_sizes = parse_size(args.static), []
     cfg = load_config(args.config_file, ["MODEL.DEVICE", "cpu"] + (args.opts or []), freeze=True)
     if not cfg.MODEL.WEIGHT:
         print("warning: MODEL.WEIGHT is empty: exporting randomly initialised weights")
     model = build_model(cfg)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    export(model, cfg, args.output, *size)
-    print("wrote", args.output)
+    if args.no_nms:
+        export_raw(model, cfg, args.output, *size, static=bool(args.static))
+    else:
+        export(model, cfg, args.output, *size, static=bool(args.static))
+    print("wrote", args.output, "({}{})".format("no NMS" if args.no_nms else "full graph",
+                                                ", fixed input 1x3x{}x{}".format(*size) if args.static else ""))
     for (height, width), fraction, eager_count, onnx_count in check_export(model, args.output,
-                                                                            [size] + check_sizes):
+                                                                            [size] + check_sizes, raw=args.no_nms):
         print("{}x{}: {:.1%} of the {} eager detections matched by onnxruntime ({} detections)".format(
             height, width, fraction, eager_count, onnx_count))
 

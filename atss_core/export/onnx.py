@@ -193,11 +193,22 @@ def build_model(cfg):
 
 def write_class_names(path, class_names):
     """Records ``class_names`` in the ONNX file's metadata (ONNXDemo reads them)."""
+    write_metadata(path, {}, class_names)
+
+
+def write_metadata(path, entries, class_names=None):
+    """Adds the {key: text} ``entries`` (and ``class_names``, when given) to the ONNX file's metadata."""
     import onnx
 
+    entries = dict(entries)
+    if class_names:
+        entries[CLASS_NAMES_METADATA] = json.dumps(list(class_names))
+    if not entries:
+        return
     graph = onnx.load(path)
-    entry = graph.metadata_props.add()
-    entry.key, entry.value = CLASS_NAMES_METADATA, json.dumps(list(class_names))
+    for key, value in entries.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
     onnx.save(graph, path)
 
 
@@ -207,21 +218,39 @@ def read_class_names(session):
     return json.loads(text) if text else None
 
 
-def export(model, cfg, path, height, width):
-    """Writes the ONNX file (dynamic batch, height and width), with the model's class names
-    (``model.class_names``, from build_model) in its metadata."""
+def export(model, cfg, path, height, width, static=False):
+    """Writes the ONNX file (dynamic batch, height and width; a fixed 1 x 3 x ``height`` x
+    ``width`` input with ``static``), with the model's class names (``model.class_names``, from
+    build_model) in its metadata."""
     exportable = ExportableATSS(model, cfg).eval()
+    dynamic = None if static else {"images": {0: "batch", 2: "height", 3: "width"}, "boxes": {0: "batch"},
+                                   "scores": {0: "batch"}, "labels": {0: "batch"}, "num_detections": {0: "batch"}}
+    export_graph(exportable, path, height, width, OUTPUT_NAMES, dynamic)
+    write_class_names(path, getattr(model, "class_names", None))
+    return exportable
+
+
+def export_graph(exportable, path, height, width, output_names, dynamic_axes):
+    """torch.onnx.export of ``exportable`` traced on a 1 x 3 x ``height`` x ``width`` input."""
     sample = torch.zeros(1, 3, height, width)
-    dynamic = {"images": {0: "batch", 2: "height", 3: "width"}, "boxes": {0: "batch"}, "scores": {0: "batch"},
-               "labels": {0: "batch"}, "num_detections": {0: "batch"}}
     # the TorchScript-based exporter: the graph's NMS is a custom operator with an ONNX symbolic
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes on constants, and the exporter's deprecation notice
-        torch.onnx.export(exportable, (sample,), path, input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
-                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
-    if getattr(model, "class_names", None):
-        write_class_names(path, model.class_names)
-    return exportable
+        torch.onnx.export(exportable, (sample,), path, input_names=INPUT_NAMES, output_names=output_names,
+                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
+
+
+def check_input_shape(session, images):
+    """Raises a ValueError naming both shapes when ``images`` (an array or tensor) does not fit a
+    graph exported with a fixed input shape (--static)."""
+    expected = session.get_inputs()[0].shape
+    actual = tuple(images.shape)
+    fixed = [(i, d) for i, d in enumerate(expected) if isinstance(d, int)]
+    if len(actual) != len(expected) or any(actual[i] != d for i, d in fixed):
+        raise ValueError("this ONNX graph takes a fixed input of shape {} (exported with --static); got {}: "
+                         "export again with --static {}x{} or without --static".format(
+                             "x".join(str(d) for d in expected), "x".join(str(d) for d in actual),
+                             actual[-2] if len(actual) == 4 else "H", actual[-1] if len(actual) == 4 else "W"))
 
 
 def eager_detections(model, images):
@@ -235,6 +264,7 @@ def eager_detections(model, images):
 
 
 def onnx_detections(session, images):
+    check_input_shape(session, images)
     boxes, scores, labels, counts = session.run(None, {"images": images.numpy()})
     return [(boxes[i, :n], scores[i, :n], labels[i, :n]) for i, n in enumerate(counts)]
 
@@ -261,16 +291,19 @@ def agreement(eager, exported, score_tol=1e-3, iou_min=0.99):
     return (matched / len(boxes) if len(boxes) else 1.0), len(boxes), len(other_boxes)
 
 
-def check_export(model, path, sizes, seed=0):
+def check_export(model, path, sizes, seed=0, raw=False):
     """Runs the eager model and onnxruntime on random inputs of each (height, width) in
-    ``sizes``; returns [(size, fraction matched, eager count, onnx count)] (see agreement)."""
+    ``sizes``; returns [(size, fraction matched, eager count, onnx count)] (see agreement).
+    ``raw``: a --no-nms file, whose outputs go through export/raw.py's postprocess."""
     import onnxruntime
+
+    from .raw import raw_onnx_detections
 
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(seed)
     results = []
     for height, width in sizes:
         images = torch.randn(1, 3, height, width, generator=generator) * 50
-        results.append(((height, width),) + agreement(eager_detections(model, images)[0],
-                                                      onnx_detections(session, images)[0]))
+        exported = raw_onnx_detections(session, images) if raw else onnx_detections(session, images)
+        results.append(((height, width),) + agreement(eager_detections(model, images)[0], exported[0]))
     return results

@@ -2,6 +2,7 @@
 it was traced at, agrees with the eager model; DCN configs are refused by name; the ONNX
 demo predictor gives the eager predictor's detections."""
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -280,3 +281,99 @@ def test_the_graph_runs_class_agnostic_nms_as_the_eager_model(tmp_path, postproc
     ious = box_iou_legacy(boxes, boxes, 1 if postprocess == "official" else 0)
     ious.fill_diagonal_(0)
     assert ious.max() <= post.nms_thresh + 1e-6
+
+
+def _sorted_detections(boxes, scores, labels):
+    order = np.lexsort((labels, -scores))
+    return boxes[order], scores[order], labels[order]
+
+
+@pytest.mark.parametrize("postprocess, agnostic", [("official", False), ("mmdet", False), ("official", True)])
+def test_the_no_nms_graph_and_its_numpy_post_processing_give_the_full_graphs_detections(tmp_path, postprocess,
+                                                                                       agnostic):
+    """--no-nms: export/raw.py's postprocess() of the raw graph's outputs equals the full graph's
+    detections (count, labels, scores, boxes), batch of 2, at two sizes."""
+    from atss_core.export import raw
+    from atss_core.modeling.rpn.atss.inference import MMDetPostProcessor
+
+    cfg, model = detector_with_spread_scores()
+    post = model.rpn.box_selector_test
+    if postprocess == "mmdet":
+        post.__class__ = MMDetPostProcessor
+    post.nms_class_agnostic = agnostic
+    full_path, raw_path = str(tmp_path / "full.onnx"), str(tmp_path / "raw.onnx")
+    export_onnx.export(model, cfg, full_path, 256, 320)
+    raw.export_raw(model, cfg, raw_path, 256, 320)
+    full = onnxruntime.InferenceSession(full_path, providers=["CPUExecutionProvider"])
+    no_nms = onnxruntime.InferenceSession(raw_path, providers=["CPUExecutionProvider"])
+    assert [o.name for o in no_nms.get_outputs()][:3] == ["cls_p3", "centerness_p3", "boxes_p3"]
+    assert raw.read_settings(no_nms)["mmdet"] == (postprocess == "mmdet")
+    for height, width in ((256, 320), (192, 288)):
+        images = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(width)) * 40
+        for ours, theirs in zip(raw.raw_onnx_detections(no_nms, images), export_onnx.onnx_detections(full, images)):
+            assert len(theirs[1]) > 20 and len(ours[1]) == len(theirs[1])
+            ours, theirs = _sorted_detections(*ours), _sorted_detections(*theirs)
+            np.testing.assert_array_equal(ours[2], theirs[2])
+            np.testing.assert_allclose(ours[1], theirs[1], atol=1e-6)
+            np.testing.assert_allclose(ours[0], theirs[0], atol=1e-3)
+
+
+def test_the_static_graph_runs_its_shape_and_refuses_another_by_name(tmp_path, exported):
+    cfg, model, dynamic, _ = exported
+    path = str(tmp_path / "static.onnx")
+    export_onnx.export(model, cfg, path, 128, 160, static=True)
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == [1, 3, 128, 160]
+    images = torch.randn(1, 3, 128, 160, generator=torch.Generator().manual_seed(0)) * 40
+    fixed, free = export_onnx.onnx_detections(session, images)[0], export_onnx.onnx_detections(dynamic, images)[0]
+    assert export_onnx.agreement(free, fixed)[0] == 1.0 and len(fixed[1]) > 20
+    for shape in ((1, 3, 160, 128), (2, 3, 128, 160)):
+        with pytest.raises(ValueError, match="fixed input of shape 1x3x128x160 .exported with --static.; got "
+                                             + "x".join(str(d) for d in shape)):
+            export_onnx.onnx_detections(session, torch.zeros(shape))
+
+
+def test_the_command_line_exports_a_static_graph_without_nms(tmp_path):
+    cfg, model = detector_with_spread_scores()
+    weights = tmp_path / "tiny.pth"
+    torch.save({"model": model.state_dict()}, weights)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(cfg.dump())
+    output = tmp_path / "raw_static.onnx"
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "export_onnx.py"), "--config-file",
+                             str(config), "--output", str(output), "--static", "128x160", "--no-nms",
+                             "MODEL.WEIGHT", str(weights)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no NMS, fixed input 1x3x128x160" in result.stdout
+    matched = re.search(r"128x160: ([\d.]+)% of the (\d+) eager detections matched", result.stdout)
+    assert matched and float(matched.group(1)) >= 95 and int(matched.group(2)) > 20, result.stdout
+
+
+def test_the_onnx_demo_runs_a_static_graph_without_nms(tmp_path):
+    """ONNXDemo on a --static --no-nms file: a smaller resized image is padded into the fixed
+    input (zeros, as the model's own padding) and gives the eager model's detections on that
+    padded input; a larger one is refused by name."""
+    from atss_core.export import raw
+    from atss_core.export.predictor import ONNXDemo
+    from atss_core.structures import to_image_list
+
+    cfg, model = detector_with_spread_scores()
+    cfg.merge_from_list(["INPUT.MIN_SIZE_TEST", 96, "INPUT.MAX_SIZE_TEST", 160])
+    path = str(tmp_path / "raw_static.onnx")
+    raw.export_raw(model, cfg, path, 128, 160, static=True)
+    image = (np.random.RandomState(4).rand(60, 100, 3) * 255).astype(np.uint8)
+    demo = ONNXDemo(cfg, path, confidence_threshold=0.0)
+    tensor, _ = demo.transforms(image, None)
+    images = to_image_list([tensor], cfg.DATALOADER.SIZE_DIVISIBILITY)
+    assert tuple(images.tensors.shape[2:]) == (96, 160)  # smaller than the graph's 128 x 160
+    ours = demo.detect(images)
+    padded = torch.nn.functional.pad(images.tensors, (0, 0, 0, 32))
+    boxes, scores, labels = export_onnx.eager_detections(model, padded)[0]
+    eager = (np.minimum(boxes, [159, 95, 159, 95]), scores, labels)  # clipped to the image, as the demo does
+    fraction, eager_count, _ = export_onnx.agreement(
+        eager, (ours.bbox.numpy(), ours.get_field("scores").numpy(), ours.get_field("labels").numpy()))
+    assert eager_count > 20 and fraction >= 0.95, (fraction, eager_count, len(ours))
+    demo.cfg.merge_from_list(["INPUT.MIN_SIZE_TEST", 200, "INPUT.MAX_SIZE_TEST", 300])
+    demo._set_up_labels(0.0, None, 0.0)
+    with pytest.raises(ValueError, match="takes a fixed 128x160 input .--static. but the resized image is"):
+        demo.compute_prediction(image)
