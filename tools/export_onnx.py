@@ -13,12 +13,16 @@ traced and checked at that size only, and refuses another with a message.
 --no-nms: the graph ends at the per-level class scores, centerness and decoded boxes
 (atss_core/export/raw.py); raw.postprocess() (numpy) turns them into the full graph's detections,
 and that is what the check compares with the eager model.
+--fp16: the backbone, FPN and head in float16 (atss_core/export/precision.py), inputs, outputs
+and post-processing in float32; checked against the eager float32 model with the stated
+tolerance (score within 1e-2, IoU >= 0.9).
 """
 import argparse
 import os
 
 from atss_core.config import load_config
 from atss_core.export.onnx import build_model, check_export, export
+from atss_core.export.precision import FP16_IOU_MIN, FP16_SCORE_TOLERANCE, convert_to_fp16
 from atss_core.export.raw import export_raw
 from atss_core.utils.cli import add_debug_flag, parse_size, parse_with_overrides, run_cli
 
@@ -30,6 +34,7 @@ def parse_args(argv=None):
     parser.add_argument("--size", default="800x1216", help="HxW of the sample used to trace and check")
     parser.add_argument("--check-sizes", default="608x800", help="more HxW sizes to check, comma separated")
     parser.add_argument("--static", metavar="HxW", help="export a fixed 1x3xHxW input shape")
+    parser.add_argument("--fp16", action="store_true", help="the backbone, FPN and head in float16")
     parser.add_argument("--no-nms", action="store_true",
                         help="end the graph at the per-level scores and decoded boxes (raw.postprocess does the rest)")
     add_debug_flag(parser)
@@ -48,14 +53,23 @@ def main(argv=None):
         print("warning: MODEL.WEIGHT is empty: exporting randomly initialised weights")
     model = build_model(cfg)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    written = args.output + ".fp32.tmp" if args.fp16 else args.output
     if args.no_nms:
-        export_raw(model, cfg, args.output, *size, static=bool(args.static))
+        export_raw(model, cfg, written, *size, static=bool(args.static))
     else:
-        export(model, cfg, args.output, *size, static=bool(args.static))
-    print("wrote", args.output, "({}{})".format("no NMS" if args.no_nms else "full graph",
-                                                ", fixed input 1x3x{}x{}".format(*size) if args.static else ""))
-    for (height, width), fraction, eager_count, onnx_count in check_export(model, args.output,
-                                                                            [size] + check_sizes, raw=args.no_nms):
+        export(model, cfg, written, *size, static=bool(args.static))
+    tolerance = {}
+    if args.fp16:
+        converted, kept = convert_to_fp16(written, args.output)
+        os.remove(written)
+        tolerance = dict(score_tol=FP16_SCORE_TOLERANCE, iou_min=FP16_IOU_MIN)
+        print("float16: {} nodes (backbone, FPN, head); {} post-processing nodes kept in float32".format(converted,
+                                                                                                      kept))
+    print("wrote", args.output, "({}{}{})".format("no NMS" if args.no_nms else "full graph",
+                                                  ", fixed input 1x3x{}x{}".format(*size) if args.static else "",
+                                                  ", float16" if args.fp16 else ""))
+    for (height, width), fraction, eager_count, onnx_count in check_export(model, args.output, [size] + check_sizes,
+                                                                            raw=args.no_nms, **tolerance):
         print("{}x{}: {:.1%} of the {} eager detections matched by onnxruntime ({} detections)".format(
             height, width, fraction, eager_count, onnx_count))
 

@@ -291,10 +291,11 @@ def agreement(eager, exported, score_tol=1e-3, iou_min=0.99):
     return (matched / len(boxes) if len(boxes) else 1.0), len(boxes), len(other_boxes)
 
 
-def check_export(model, path, sizes, seed=0, raw=False):
+def check_export(model, path, sizes, seed=0, raw=False, score_tol=1e-3, iou_min=0.99):
     """Runs the eager model and onnxruntime on random inputs of each (height, width) in
-    ``sizes``; returns [(size, fraction matched, eager count, onnx count)] (see agreement).
-    ``raw``: a --no-nms file, whose outputs go through export/raw.py's postprocess."""
+    ``sizes``; returns [(size, fraction matched, eager count, onnx count)] (see agreement, with
+    ``score_tol`` and ``iou_min``). ``raw``: a --no-nms file, whose outputs go through
+    export/raw.py's postprocess."""
     import onnxruntime
 
     from .raw import raw_onnx_detections
@@ -305,5 +306,6 @@ def check_export(model, path, sizes, seed=0, raw=False):
     for height, width in sizes:
         images = torch.randn(1, 3, height, width, generator=generator) * 50
         exported = raw_onnx_detections(session, images) if raw else onnx_detections(session, images)
-        results.append(((height, width),) + agreement(eager_detections(model, images)[0], exported[0]))
+        results.append(((height, width),) + agreement(eager_detections(model, images)[0], exported[0], score_tol,
+                                                      iou_min))
     return results

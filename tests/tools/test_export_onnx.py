@@ -333,7 +333,7 @@ def test_the_static_graph_runs_its_shape_and_refuses_another_by_name(tmp_path, e
             export_onnx.onnx_detections(session, torch.zeros(shape))
 
 
-def test_the_command_line_exports_a_static_graph_without_nms(tmp_path):
+def test_the_command_line_exports_a_static_fp16_graph_without_nms(tmp_path):
     cfg, model = detector_with_spread_scores()
     weights = tmp_path / "tiny.pth"
     torch.save({"model": model.state_dict()}, weights)
@@ -341,10 +341,11 @@ def test_the_command_line_exports_a_static_graph_without_nms(tmp_path):
     config.write_text(cfg.dump())
     output = tmp_path / "raw_static.onnx"
     result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "export_onnx.py"), "--config-file",
-                             str(config), "--output", str(output), "--static", "128x160", "--no-nms",
+                             str(config), "--output", str(output), "--static", "128x160", "--no-nms", "--fp16",
                              "MODEL.WEIGHT", str(weights)], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "no NMS, fixed input 1x3x128x160" in result.stdout
+    assert "no NMS, fixed input 1x3x128x160, float16" in result.stdout and "post-processing nodes kept" in result.stdout
+    assert sorted(os.listdir(tmp_path)) == ["raw_static.onnx", "tiny.pth", "tiny.yaml"]  # no temporary file left
     matched = re.search(r"128x160: ([\d.]+)% of the (\d+) eager detections matched", result.stdout)
     assert matched and float(matched.group(1)) >= 95 and int(matched.group(2)) > 20, result.stdout
 
@@ -377,3 +378,33 @@ def test_the_onnx_demo_runs_a_static_graph_without_nms(tmp_path):
     demo._set_up_labels(0.0, None, 0.0)
     with pytest.raises(ValueError, match="takes a fixed 128x160 input .--static. but the resized image is"):
         demo.compute_prediction(image)
+
+
+def test_the_fp16_graph_computes_the_network_in_float16_and_keeps_the_eager_detections(tmp_path, exported):
+    """--fp16: the backbone, FPN and head weights are float16, inputs, outputs and the NMS stay
+    float32, and onnxruntime's detections match the float32 model's within the stated tolerance."""
+    import onnx
+
+    from atss_core.export.precision import FP16_IOU_MIN, FP16_SCORE_TOLERANCE, convert_to_fp16
+
+    cfg, model, _, path = exported
+    half = str(tmp_path / "half.onnx")
+    converted, kept = convert_to_fp16(path, half)
+    graph = onnx.load(half)
+    conv_weights = {n.input[1] for n in graph.graph.node if n.op_type == "Conv"}
+    types = {i.name: i.data_type for i in graph.graph.initializer}
+    assert conv_weights and all(types.get(w) == onnx.TensorProto.FLOAT16 for w in conv_weights if w in types)
+    assert converted > 100 and kept > 100
+    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in graph.graph.input)
+    assert [v.type.tensor_type.elem_type for v in graph.graph.output][:2] == [onnx.TensorProto.FLOAT] * 2
+    session = onnxruntime.InferenceSession(half, providers=["CPUExecutionProvider"])
+    for seed in (0, 1):
+        images = torch.randn(1, 3, 256, 320, generator=torch.Generator().manual_seed(seed)) * 40
+        fraction, eager_count, _ = export_onnx.agreement(export_onnx.eager_detections(model, images)[0],
+                                                         export_onnx.onnx_detections(session, images)[0],
+                                                         FP16_SCORE_TOLERANCE, FP16_IOU_MIN)
+        assert eager_count > 20 and fraction >= 0.95
+    with pytest.raises(ValueError, match="no /backbone/ or /head/ nodes"):
+        tail = str(tmp_path / "tail_only.onnx")
+        onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], "empty", [], [])), tail)
+        convert_to_fp16(tail, str(tmp_path / "x.onnx"))
