@@ -259,9 +259,12 @@ def evaluation_case():
             "evaluation": timing, "images_per_second": timing["images"] / total}
 
 
-def onnx_case(height, width, warmup, repeats):
+def onnx_case(height, width, warmup, repeats, variants=("fp16", "int8")):
     """onnxruntime (CPU) running the exported graph (export/onnx.py) against the eager model as
-    test_net.py runs it (optimized), same input; the agreement of their detections is checked."""
+    test_net.py runs it (optimized), same input; the agreement of their detections is checked.
+    ``variants``: also the float16 graph (export/precision.py) and the int8 one
+    (export/quantize.py, calibrated on 4 random images; with random weights its agreement says
+    little, its speed is the point), timed in the same interleaved run."""
     import tempfile
 
     import onnxruntime
@@ -281,8 +284,13 @@ def onnx_case(height, width, warmup, repeats):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    fraction, eager_count, onnx_count = export_onnx.agreement(export_onnx.eager_detections(atss, images)[0],
+        sessions = {"onnxruntime_" + name: onnxruntime.InferenceSession(
+            _reduced_precision(name, path, images), options, providers=["CPUExecutionProvider"]) for name in variants}
+    eager_result = export_onnx.eager_detections(atss, images)[0]
+    fraction, eager_count, onnx_count = export_onnx.agreement(eager_result,
                                                               export_onnx.onnx_detections(session, images)[0])
+    variant_matched = {key: export_onnx.agreement(eager_result, export_onnx.onnx_detections(other, images)[0],
+                                                  *_VARIANT_TOLERANCE[key])[0] for key, other in sessions.items()}
     optimize_for_inference(atss)
     feed = {"images": images.numpy()}
 
@@ -290,11 +298,42 @@ def onnx_case(height, width, warmup, repeats):
         with torch.inference_mode():
             export_onnx.eager_detections(atss, images)
 
-    seconds = interleaved_medians({"atss_core_optimized": eager, "onnxruntime": lambda: session.run(None, feed)},
-                                  warmup, repeats)
+    timed = {"atss_core_optimized": eager, "onnxruntime": lambda: session.run(None, feed)}
+    timed.update({key: (lambda other=other: other.run(None, feed)) for key, other in sessions.items()})
+    seconds = interleaved_medians(timed, warmup, repeats)
     return {"case": "onnxruntime vs eager {}x{}".format(height, width), "seconds": seconds,
             "onnx": {"export_seconds": export_seconds, "matched": fraction, "eager_detections": eager_count,
-                     "onnx_detections": onnx_count}}
+                     "onnx_detections": onnx_count, "variants_matched": variant_matched}}
+
+
+# (score tolerance, minimum IoU) of each variant's agreement with the eager float32 model
+_VARIANT_TOLERANCE = {"onnxruntime_fp16": (1e-2, 0.9), "onnxruntime_int8": (5e-2, 0.8)}
+
+
+def _reduced_precision(name, path, images):
+    """The float16 or int8 version of the ONNX file ``path`` (written beside it)."""
+    from atss_core.export.precision import convert_to_fp16
+    from atss_core.export.quantize import ArrayCalibrationReader, quantize_int8
+
+    destination = path.replace(".onnx", "_{}.onnx".format(name))
+    if name == "fp16":
+        convert_to_fp16(path, destination)
+    elif name == "int8":
+        g = torch.Generator().manual_seed(1)
+        samples = [(images + torch.randn(images.shape, generator=g) * 20).numpy() for _ in range(4)]
+        quantize_int8(path, destination, ArrayCalibrationReader(samples))
+    else:
+        raise ValueError("unknown ONNX variant {!r}: fp16 or int8".format(name))
+    return destination
+
+
+def _variant_notes(result):
+    """"; float16 X s (r x float32 onnxruntime, m% matched), int8 ..." for the variants timed."""
+    seconds, matched = result["seconds"], result["onnx"].get("variants_matched", {})
+    parts = ["{} {:.2f} s = {:.2f}x float32 onnxruntime, {:.0%} matched".format(
+        key.replace("onnxruntime_", ""), seconds[key], seconds[key] / seconds["onnxruntime"], matched[key])
+        for key in sorted(matched)]
+    return "; " + "; ".join(parts) if parts else ""
 
 
 def quickstart_training_case(iterations=60, skip=5):
@@ -367,9 +406,10 @@ def format_table(results):
         if "onnx" in r:
             o, sec = r["onnx"], r["seconds"]
             lines.append("{:<42} eager (optimized) {:.2f} s, onnxruntime {:.2f} s ({:.2f}x); {:.0%} of {} detections "
-                         "matched; export {:.0f} s".format(r["case"], sec["atss_core_optimized"], sec["onnxruntime"],
-                                                          sec["onnxruntime"] / sec["atss_core_optimized"],
-                                                          o["matched"], o["eager_detections"], o["export_seconds"]))
+                         "matched; export {:.0f} s{}".format(r["case"], sec["atss_core_optimized"], sec["onnxruntime"],
+                                                            sec["onnxruntime"] / sec["atss_core_optimized"],
+                                                            o["matched"], o["eager_detections"], o["export_seconds"],
+                                                            _variant_notes(r)))
             continue
         if "quickstart" in r:
             q = r["quickstart"]
@@ -419,9 +459,10 @@ def render_markdown(report):
         if "onnx" in r:
             o, sec = r["onnx"], r["seconds"]
             lines.append("| {} | | {:.2f} s | | | | | onnxruntime {:.2f} s = {:.2f}x the optimized eager model; {:.0%} "
-                         "of its {} detections matched (label, score within 1e-3, IoU >= 0.99) |".format(
+                         "of its {} detections matched (label, score within 1e-3, IoU >= 0.99){} |".format(
                              r["case"], sec["atss_core_optimized"], sec["onnxruntime"],
-                             sec["onnxruntime"] / sec["atss_core_optimized"], o["matched"], o["eager_detections"]))
+                             sec["onnxruntime"] / sec["atss_core_optimized"], o["matched"], o["eager_detections"],
+                             _variant_notes(r)))
             continue
         if "quickstart" in r:
             q = r["quickstart"]

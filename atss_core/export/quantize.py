@@ -46,6 +46,23 @@ class DatasetCalibrationReader:
         self.position = 0
 
 
+class ArrayCalibrationReader:
+    """A calibration reader over given ``images`` input arrays (the benchmark's random inputs)."""
+
+    def __init__(self, arrays):
+        self.arrays = list(arrays)
+        self.position = 0
+
+    def get_next(self):
+        if self.position >= len(self.arrays):
+            return None
+        self.position += 1
+        return {"images": self.arrays[self.position - 1]}
+
+    def rewind(self):
+        self.position = 0
+
+
 def quantize_int8(source, destination, reader):
     """Writes the int8 (QDQ) version of ``source`` to ``destination``, calibrated on ``reader``;
     returns {"quantized_convs": n, "float_convs": n, "qdq_nodes": n, "kept_float": n}."""

@@ -39,7 +39,9 @@ def test_quickstart_case_splits_step_time_into_data_wait():
 
 def test_onnx_case_times_onnxruntime_and_checks_its_agreement():
     result = benchmark_model.onnx_case(256, 320, warmup=0, repeats=1)
-    assert set(result["seconds"]) == {"atss_core_optimized", "onnxruntime"}
+    assert set(result["seconds"]) == {"atss_core_optimized", "onnxruntime", "onnxruntime_fp16", "onnxruntime_int8"}
+    assert result["onnx"]["variants_matched"]["onnxruntime_fp16"] >= 0.9
+    assert 0 <= result["onnx"]["variants_matched"]["onnxruntime_int8"] <= 1
     assert result["onnx"]["eager_detections"] == 100 and result["onnx"]["matched"] >= 0.95
 
 
@@ -54,8 +56,10 @@ def test_readme_table_is_rewritten_between_its_markers(tmp_path):
          "atss_gflop": 380.0, "atss_gflops_per_s": 253.0, "fraction_of_fp32_limit": 0.666,
          "optimized_gflops_per_s": 316.7, "optimized_fraction_of_fp32_limit": 0.833},
         {"case": "ATSS assignment", "seconds": {"atss_core": 0.05, "plain_loop": 0.5}, "speedup_vs_loop": 10.0},
-        {"case": "onnxruntime vs eager 800x1216", "seconds": {"atss_core_optimized": 2.0, "onnxruntime": 1.5},
-         "onnx": {"export_seconds": 5.0, "matched": 1.0, "eager_detections": 100, "onnx_detections": 100}},
+        {"case": "onnxruntime vs eager 800x1216", "seconds": {"atss_core_optimized": 2.0, "onnxruntime": 1.5,
+                                                              "onnxruntime_fp16": 1.2, "onnxruntime_int8": 0.6},
+         "onnx": {"export_seconds": 5.0, "matched": 1.0, "eager_detections": 100, "onnx_detections": 100,
+                  "variants_matched": {"onnxruntime_fp16": 0.99, "onnxruntime_int8": 0.5}}},
         {"case": "quickstart training", "quickstart": {"step_seconds": 0.12, "data_seconds": 0.006,
                                                        "data_fraction": 0.05, "iterations": 55}},
     ]}
@@ -67,6 +71,8 @@ def test_readme_table_is_rewritten_between_its_markers(tmp_path):
     assert ("| inference 800x1216 | 1.50 s | 1.20 s | — | 2.00 s | 2.50 s | 0.75, 0.60 | 380 GFLOP; 253 / 317 GFLOP/s "
             "= 67% / 83% of the fp32 limit (plain / optimized) |") in text
     assert "onnxruntime 1.50 s = 0.75x the optimized eager model; 100% of its 100 detections matched" in text
+    assert ("; fp16 1.20 s = 0.80x float32 onnxruntime, 99% matched; int8 0.60 s = 0.40x float32 onnxruntime, "
+            "50% matched |") in text
     assert "waiting for data 0.0060 s = 5.0% of the step (mean of 55 iterations)" in text
     assert "10.0x faster than a plain loop" in text and "fp32 380 GFLOP/s" in text
     with pytest.raises(ValueError, match="markers"):
