@@ -59,7 +59,9 @@ def augmentation_runs(cfg):
     return runs
 
 
-def _detect(model, images, transform, size_divisible, device, use_amp):
+def detect_transformed(model, images, transform, size_divisible, device, use_amp=False):
+    """The model's detections of BGR arrays ``images``, each through ``transform`` (one batch);
+    BoxLists in the transformed frames."""
     tensors = [transform(image)[0] for image in images]
     batch = to_image_list(tensors, size_divisible).to(device)
     with torch.no_grad(), autocast_context(use_amp):
@@ -71,14 +73,14 @@ def im_detect_bbox(model, images, target_scale, target_max_size, device, cfg=Non
     (at most ``target_max_size``): one BoxList per image, in the resized frame."""
     cfg = _config(cfg)
     transform = image_transform(cfg, target_scale, target_max_size, 0.0)
-    return _detect(model, images, transform, cfg.DATALOADER.SIZE_DIVISIBILITY, device, use_amp)
+    return detect_transformed(model, images, transform, cfg.DATALOADER.SIZE_DIVISIBILITY, device, use_amp)
 
 
 def im_detect_bbox_hflip(model, images, target_scale, target_max_size, device, cfg=None, use_amp=False):
     """As :func:`im_detect_bbox` on the horizontally flipped images, the boxes flipped back."""
     cfg = _config(cfg)
     transform = image_transform(cfg, target_scale, target_max_size, 1.0)
-    outputs = _detect(model, images, transform, cfg.DATALOADER.SIZE_DIVISIBILITY, device, use_amp)
+    outputs = detect_transformed(model, images, transform, cfg.DATALOADER.SIZE_DIVISIBILITY, device, use_amp)
     return [output.transpose(FLIP_LEFT_RIGHT) for output in outputs]
 
 

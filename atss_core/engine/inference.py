@@ -8,7 +8,8 @@ import torch
 from tqdm import tqdm
 
 from atss_core.data.datasets.evaluation import evaluate
-from atss_core.data.datasets.evaluation.coco.coco_eval import check_box_evaluation, check_expected_results
+from atss_core.data.datasets.evaluation.coco.coco_eval import (COCO_MAX_DETS, check_box_evaluation,
+                                                               check_expected_results)
 from atss_core.engine.bbox_aug import im_detect_bbox_aug
 from atss_core.engine.precision import autocast_context
 from atss_core.engine.tiling import im_detect_tiled
@@ -112,7 +113,7 @@ def check_class_names(class_names, dataset, dataset_name, logger):
 
 def evaluate_predictions(dataset, dataset_name, predictions, timings, output_folder=None, logger=None,
                          coco_backend="pycocotools", tracker=None, iteration=0, class_names=None,
-                         coco_max_dets=(1, 10, 100)):
+                         coco_max_dets=COCO_MAX_DETS):
     """The main process: writes predictions.pth, bbox.json and the metrics to ``output_folder``
     and returns the report; ``tracker`` (TensorBoard) receives it at step ``iteration``.
     ``class_names``: the model's (label order), checked against the dataset's and used for the
@@ -135,7 +136,7 @@ def evaluate_predictions(dataset, dataset_name, predictions, timings, output_fol
 
 def inference(model, data_loader, dataset_name, iou_types=("bbox",), box_only=False, device=None, expected_results=(),
               expected_results_sigma_tol=4, output_folder=None, logger=None, use_amp=False, bbox_aug_cfg=None,
-              coco_backend="pycocotools", tracker=None, iteration=0, coco_max_dets=(1, 10, 100)):
+              coco_backend="pycocotools", tracker=None, iteration=0, coco_max_dets=COCO_MAX_DETS):
     """:func:`predict`, then :func:`evaluate_predictions` on the main process: its report there,
     None elsewhere. The official parameters: ``iou_types`` ("bbox" only) and ``box_only``
     (False: an ATSS model makes no proposals) are checked; ``device`` None is the model's;

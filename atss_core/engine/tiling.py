@@ -21,9 +21,8 @@ from atss_core.data.transforms import transforms as T
 from atss_core.data.transforms.build import image_transform
 from atss_core.structures.bounding_box import BoxList
 from atss_core.structures.boxlist_ops import cat_boxlist
-from atss_core.structures.image_list import to_image_list
 
-from .precision import autocast_context
+from .bbox_aug import detect_transformed
 
 TILES_PER_BATCH = 4
 # a box within this many pixels of a tile edge counts as cut by it
@@ -54,10 +53,15 @@ def tile_starts(length, size, overlap):
     return starts
 
 
-def tile_windows(width, height, size, overlap):
-    """[(x0, y0, x1, y1)] tiles covering a width x height image (row by row)."""
+def tile_layout(width, height, size, overlap):
+    """[((x0, y0, x1, y1), (left, top, right, bottom))] the tiles covering a width x height image
+    (row by row), each with the pixels it shares with its neighbour on that side (0 where the
+    side is the image's edge)."""
     xs, ys = tile_starts(width, size, overlap), tile_starts(height, size, overlap)
-    return [(x0, y0, min(x0 + size, width), min(y0 + size, height)) for y0 in ys for x0 in xs]
+    left, right = _shared_with_neighbours(xs, size)
+    top, bottom = _shared_with_neighbours(ys, size)
+    return [((x0, y0, min(x0 + size, width), min(y0 + size, height)), (left[i], top[j], right[i], bottom[j]))
+            for j, y0 in enumerate(ys) for i, x0 in enumerate(xs)]
 
 
 def _shared_with_neighbours(starts, size):
@@ -87,13 +91,12 @@ def keep_whole_boxes(boxes, window, shared):
 
 
 def _detect(model, crops, transform, size_divisible, device, use_amp):
-    """Detections of BGR arrays ``crops`` (one BoxList each, in the crop's own frame)."""
+    """Detections of BGR arrays ``crops`` (one BoxList each, in the crop's own frame, on the CPU),
+    TILES_PER_BATCH at a time."""
     results = []
     for start in range(0, len(crops), TILES_PER_BATCH):
         part = crops[start:start + TILES_PER_BATCH]
-        batch = to_image_list([transform(crop)[0] for crop in part], size_divisible).to(device)
-        with torch.no_grad(), autocast_context(use_amp):
-            outputs = model(batch)
+        outputs = detect_transformed(model, part, transform, size_divisible, device, use_amp)
         for crop, output in zip(part, outputs):
             results.append(output.to(torch.device("cpu")).convert("xyxy").resize(T.image_size(crop)))
     return results
@@ -120,19 +123,12 @@ def im_detect_tiled(model, images, device, cfg, use_amp=False):
     whole = _detect(model, list(images), transform, size_divisible, device, use_amp)
     for image, whole_detections in zip(images, whole):
         height, width = image.shape[:2]
-        xs, ys = tile_starts(width, size, overlap), tile_starts(height, size, overlap)
-        left, right = _shared_with_neighbours(xs, size)
-        top, bottom = _shared_with_neighbours(ys, size)
-        windows, shared = [], []
-        for j, y0 in enumerate(ys):
-            for i, x0 in enumerate(xs):
-                windows.append((x0, y0, min(x0 + size, width), min(y0 + size, height)))
-                shared.append((left[i], top[j], right[i], bottom[j]))
+        layout = tile_layout(width, height, size, overlap)
         collected = [whole_detections.copy_with_fields(["scores", "labels"])]
-        if len(windows) > 1:  # one tile is the whole image again
-            crops = [np.ascontiguousarray(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in windows]
-            for window, sides, detections in zip(windows, shared,
-                                                 _detect(model, crops, transform, size_divisible, device, use_amp)):
+        if len(layout) > 1:  # one tile is the whole image again
+            crops = [np.ascontiguousarray(image[y0:y1, x0:x1]) for (x0, y0, x1, y1), _ in layout]
+            for (window, sides), detections in zip(layout,
+                                                   _detect(model, crops, transform, size_divisible, device, use_amp)):
                 placed = _placed(detections, window[0], window[1], (width, height))
                 collected.append(placed[keep_whole_boxes(placed.bbox, window, sides).nonzero().squeeze(1)])
         results.append(post.select_over_all_levels([cat_boxlist(collected)])[0])

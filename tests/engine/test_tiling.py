@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from atss_core.config import cfg as default_cfg
-from atss_core.engine.tiling import check_tile_settings, im_detect_tiled, keep_whole_boxes, tile_starts, tile_windows
+from atss_core.engine.tiling import check_tile_settings, im_detect_tiled, keep_whole_boxes, tile_layout, tile_starts
 from atss_core.modeling.rpn.atss.atss import BoxCoder
 from atss_core.modeling.rpn.atss.inference import make_atss_postprocessor
 from atss_core.structures import BoxList
@@ -68,12 +68,14 @@ def scene(height=600, width=900):
 def test_tiles_cover_the_image_with_the_overlap():
     assert tile_starts(900, 256, 0.25) == [0, 192, 384, 576, 644]
     assert tile_starts(200, 256, 0.25) == [0]
-    windows = tile_windows(900, 600, 256, 0.25)
+    layout = tile_layout(900, 600, 256, 0.25)
     covered = np.zeros((600, 900), dtype=int)
-    for x0, y0, x1, y1 in windows:
+    for (x0, y0, x1, y1), _ in layout:
         assert x1 - x0 == 256 and y1 - y0 == 256
         covered[y0:y1, x0:x1] += 1
-    assert covered.min() >= 1 and len(windows) == 5 * 3
+    assert covered.min() >= 1 and len(layout) == 5 * 3
+    # what each tile shares with its neighbours: 64 px inside, more next to the flush last column and row, 0 at the edges
+    assert layout[0][1] == (0, 0, 64, 64) and layout[4][1] == (188, 0, 0, 64) and layout[14][1] == (188, 104, 0, 0)
 
 
 def test_cut_boxes_give_way_to_the_neighbour_that_holds_them():

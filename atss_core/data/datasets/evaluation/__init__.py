@@ -1,10 +1,10 @@
 from .coco import coco_evaluation
-from .coco.coco_eval import do_coco_evaluation
+from .coco.coco_eval import COCO_MAX_DETS, do_coco_evaluation
 from .voc import voc_evaluation
 from .voc.voc_eval import do_voc_evaluation
 
 
-def evaluate(dataset, predictions, output_folder, logger=None, coco_backend="pycocotools", coco_max_dets=(1, 10, 100)):
+def evaluate(dataset, predictions, output_folder, logger=None, coco_backend="pycocotools", coco_max_dets=COCO_MAX_DETS):
     """Evaluates ``predictions`` (one BoxList per dataset index) with the dataset's metric;
     ``coco_backend``: see coco_eval.BACKENDS; ``coco_max_dets``: TEST.COCO_MAX_DETS."""
     from atss_core.data.datasets.coco import COCODataset

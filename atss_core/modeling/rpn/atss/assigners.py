@@ -49,13 +49,13 @@ def box_centres(boxes):
 
 
 def _centre_distances(anchor_centres, gt_boxes):
-    """[A, G] Euclidean distances between anchor centres and gt centres (x and y terms added
-    as the official [A, G, 2] sum does, so the bits are the same, without that tensor); a
-    transposed view of a [G, A] tensor."""
+    """[G, A] Euclidean distances between gt centres and anchor centres (x and y terms added
+    as the official [A, G, 2] sum does, so the bits are the same, without that tensor); laid out
+    per gt, so that each gt's top-k runs over contiguous memory."""
     gt_centres = box_centres(gt_boxes)
     dx = gt_centres[:, None, 0] - anchor_centres[None, :, 0]
     dy = gt_centres[:, None, 1] - anchor_centres[None, :, 1]
-    return (dx.square() + dy.square()).sqrt().t()
+    return (dx.square() + dy.square()).sqrt()
 
 
 def _ltrb(points, boxes):
@@ -81,9 +81,8 @@ class ATSSSelection(NamedTuple):
 
 
 def _nearest_candidates(anchor_centres, gt_boxes, num_anchors_per_level, candidates_per_level):
-    """[K, G] per level, the indices of the anchors whose centres are nearest each gt centre
-    (the distances laid out [G, A], so that each gt's top-k runs over contiguous memory)."""
-    distances = _centre_distances(anchor_centres, gt_boxes).t()
+    """[K, G] per level, the indices of the anchors whose centres are nearest each gt centre."""
+    distances = _centre_distances(anchor_centres, gt_boxes)
     candidates = []
     start = 0
     for count in num_anchors_per_level:
@@ -157,12 +156,11 @@ def assign_topk(*, anchors, num_anchors_per_level=None, gt_boxes, topk, num_anch
     top_inside = anchors.new_empty((k, num_gt), dtype=torch.bool)
     for part in parts:  # laid out [C, A] (IoU is symmetric bit for bit), so each top-k is contiguous
         ious = box_iou_legacy(gt_boxes[part], anchors, plus_one)
-        distances = _centre_distances(anchor_ctr, gt_boxes[part]).t()
+        distances = _centre_distances(anchor_ctr, gt_boxes[part])
         distances = distances / largest / 1000
         _, idx = (ious - distances).topk(k, dim=1)  # [C, k]
-        top[:, part] = idx.t()
         top_ious[:, part] = ious.gather(1, idx).t()
-        idx = idx.t()
+        top[:, part] = idx = idx.t()
         top_inside[:, part] = _inside(anchor_ctr[idx], gt_boxes[part])
     gt_index = torch.arange(num_gt, device=anchors.device).expand_as(top)
     return _highest_iou_gt(anchors.shape[0], top[top_inside], gt_index[top_inside], top_ious[top_inside], num_gt)
@@ -233,8 +231,6 @@ def ignore_overlapping(gt_index, anchors, ignore_boxes, iof_threshold, plus_one=
     if ignore_boxes.shape[0] == 0:
         return gt_index
     candidates = (gt_index == BACKGROUND).nonzero().squeeze(1)
-    if candidates.numel() == 0:
-        return gt_index
     iof = anchors.new_empty(candidates.shape)
     for part in chunks(candidates.shape[0], ignore_boxes.shape[0], chunk_elements):
         iof[part] = _largest_iof(anchors[candidates[part]], ignore_boxes, plus_one)
