@@ -57,34 +57,36 @@ def main(argv=None):
     check_sizes = [parse_size(s) for s in args.check_sizes.split(",") if s]
     if args.static:
         size, check_sizes = parse_size(args.static), []
+    if args.fp16 and args.int8:
+        raise CommandError("--fp16 and --int8 exclude each other")
     cfg = load_config(args.config_file, ["MODEL.DEVICE", "cpu"] + (args.opts or []), freeze=True)
     if not cfg.MODEL.WEIGHT:
         print("warning: MODEL.WEIGHT is empty: exporting randomly initialised weights")
+    # the calibration data is opened first: a bad dataset name fails before the export's work
+    reader = DatasetCalibrationReader(cfg, args.int8, args.calibration_images) if args.int8 else None
     model = build_model(cfg)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    if args.fp16 and args.int8:
-        raise CommandError("--fp16 and --int8 exclude each other")
     written = args.output + ".fp32.tmp" if args.fp16 or args.int8 else args.output
     if args.no_nms:
         export_raw(model, cfg, written, *size, static=bool(args.static))
     else:
         export(model, cfg, written, *size, static=bool(args.static))
     tolerance = {}
-    if args.fp16:
-        converted, kept = convert_to_fp16(written, args.output)
-        os.remove(written)
-        tolerance = dict(score_tol=FP16_SCORE_TOLERANCE, iou_min=FP16_IOU_MIN)
-        print("float16: {} nodes (backbone, FPN, head); {} post-processing nodes kept in float32".format(converted,
-                                                                                                      kept))
-    if args.int8:
-        reader = DatasetCalibrationReader(cfg, args.int8, args.calibration_images)
-        try:
+    try:
+        if args.fp16:
+            converted, kept = convert_to_fp16(written, args.output)
+            tolerance = dict(score_tol=FP16_SCORE_TOLERANCE, iou_min=FP16_IOU_MIN)
+            print("float16: {} nodes (backbone, FPN, head); {} post-processing nodes kept in float32".format(
+                converted, kept))
+        elif args.int8:
             summary = quantize_int8(written, args.output, reader)
-        finally:
+            tolerance = dict(score_tol=INT8_SCORE_TOLERANCE, iou_min=INT8_IOU_MIN)
+            print("int8: {quantized_convs} convolutions quantized ({qdq_nodes} QuantizeLinear/DequantizeLinear "
+                  "nodes), {float_convs} left in float; calibrated on {0} images of {1}".format(
+                      reader.count, args.int8, **summary))
+    finally:
+        if written != args.output:
             os.remove(written)
-        tolerance = dict(score_tol=INT8_SCORE_TOLERANCE, iou_min=INT8_IOU_MIN)
-        print("int8: {quantized_convs} convolutions quantized ({qdq_nodes} QuantizeLinear/DequantizeLinear nodes), "
-              "{float_convs} left in float; calibrated on {0} images of {1}".format(reader.count, args.int8, **summary))
     print("wrote", args.output, "({}{}{})".format("no NMS" if args.no_nms else "full graph",
                                                   ", fixed input 1x3x{}x{}".format(*size) if args.static else "",
                                                   ", float16" if args.fp16 else ", int8" if args.int8 else ""))
@@ -94,7 +96,7 @@ def main(argv=None):
             height, width, fraction, eager_count, onnx_count))
     if args.evaluate:
         exported_ap = coco_evaluation_of(args.output, cfg, args.evaluate)["bbox"]["AP"]
-        eager_ap = eager_evaluation_of(model, cfg, args.evaluate)
+        eager_ap = eager_evaluation_of(model, cfg, args.evaluate)["bbox"]["AP"]
         print("AP on {}: {:.4f} exported, {:.4f} eager ({:+.2f} points)".format(
             args.evaluate, exported_ap, eager_ap, 100 * (exported_ap - eager_ap)))
 

@@ -12,6 +12,16 @@ FP16_SCORE_TOLERANCE = 1e-2
 FP16_IOU_MIN = 0.9
 
 
+def post_processing_nodes(model, source, action):
+    """The names of the nodes of the ONNX ``model`` (read from ``source``) outside the backbone,
+    FPN and head: those kept in float32; a ValueError when there is nothing else to ``action``."""
+    outside = [node.name for node in model.graph.node if not node.name.startswith(MODEL_SCOPES)]
+    if len(outside) == len(model.graph.node):
+        raise ValueError("{} has no /backbone/ or /head/ nodes to {}: not a tools/export_onnx.py file".format(
+            source, action))
+    return outside
+
+
 def convert_to_fp16(source, destination):
     """Writes the float16 version of the ONNX file ``source`` to ``destination``; returns
     (nodes converted, nodes kept in float32)."""
@@ -19,10 +29,7 @@ def convert_to_fp16(source, destination):
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = onnx.load(source)
-    kept = [node.name for node in model.graph.node if not node.name.startswith(MODEL_SCOPES)]
-    if len(kept) == len(model.graph.node):
-        raise ValueError("{} has no /backbone/ or /head/ nodes to convert: not a tools/export_onnx.py file".format(
-            source))
+    kept = post_processing_nodes(model, source, "convert")
     converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=kept)
     onnx.save(converted, destination)
     return len(model.graph.node) - len(kept), len(kept)

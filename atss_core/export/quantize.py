@@ -8,7 +8,7 @@ the post-processing (thresholds, top-k, decoding, NMS) stays in float32.
 """
 import numpy as np
 
-from .precision import MODEL_SCOPES
+from .precision import post_processing_nodes
 
 # detections of the int8 graph on a random input, matched to fp32 ones this loosely (the real
 # check is the AP on a dataset: --evaluate)
@@ -65,7 +65,7 @@ class ArrayCalibrationReader:
 
 def quantize_int8(source, destination, reader):
     """Writes the int8 (QDQ) version of ``source`` to ``destination``, calibrated on ``reader``;
-    returns {"quantized_convs": n, "float_convs": n, "qdq_nodes": n, "kept_float": n}."""
+    returns :func:`describe_quantized` of the result."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -76,11 +76,7 @@ def quantize_int8(source, destination, reader):
         def rewind(self):
             reader.rewind()
 
-    model = onnx.load(source)
-    outside = [node.name for node in model.graph.node if not node.name.startswith(MODEL_SCOPES)]
-    if len(outside) == len(model.graph.node):
-        raise ValueError("{} has no /backbone/ or /head/ nodes to quantize: not a tools/export_onnx.py file".format(
-            source))
+    outside = post_processing_nodes(onnx.load(source), source, "quantize")
     quantize_static(source, destination, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=outside,
                     op_types_to_quantize=["Conv", "Add", "Mul", "Resize", "MaxPool"])
@@ -110,7 +106,7 @@ def coco_evaluation_of(session_path, cfg, dataset_name, logger=None):
 
 
 def eager_evaluation_of(model, cfg, dataset_name, logger=None):
-    """The AP of the eager ``model`` on ``dataset_name`` through the same pipeline as
+    """The report of the eager ``model`` on ``dataset_name`` through the same pipeline as
     :func:`coco_evaluation_of`."""
     import torch
 
@@ -124,7 +120,7 @@ def eager_evaluation_of(model, cfg, dataset_name, logger=None):
         images = to_image_list([transform(image, None)[0]], cfg.DATALOADER.SIZE_DIVISIBILITY)
         with torch.no_grad():
             return model(images)[0].resize(T.image_size(image))
-    return _evaluate_with(predict, cfg, dataset_name, logger)["bbox"]["AP"]
+    return _evaluate_with(predict, cfg, dataset_name, logger)
 
 
 def _evaluate_with(predict, cfg, dataset_name, logger):

@@ -19,7 +19,6 @@ does that in numpy, with the settings the file records in its metadata
 import json
 
 import numpy as np
-import torch
 
 from atss_core.modeling.rpn.anchor_generator import anchor_grid
 from atss_core.modeling.rpn.utils import permute_and_flatten
@@ -159,8 +158,3 @@ def raw_onnx_detections(session, images):
     check_input_shape(session, images)
     return postprocess(session.run(None, {"images": images.numpy()}), read_settings(session))
 
-
-def torch_outputs(exportable, images):
-    """The raw outputs of the eager RawATSS (numpy), in output order."""
-    with torch.no_grad():
-        return [t.numpy() for t in exportable(images)]
