@@ -176,13 +176,21 @@ def _reset_peak():
         return False
 
 
-def _status_bytes(field):
-    """A memory figure of this process from /proc/self/status ("VmHWM": the peak, "VmRSS": now)."""
-    with open("/proc/self/status") as f:
+def _proc_bytes(path, field):
+    """A memory figure, in bytes, from a /proc file listing "Field: N kB" lines (None when absent)."""
+    with open(path) as f:
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no {} in /proc/self/status".format(field))
+    return None
+
+
+def _status_bytes(field):
+    """A memory figure of this process from /proc/self/status ("VmHWM": the peak, "VmRSS": now)."""
+    value = _proc_bytes("/proc/self/status", field)
+    if value is None:
+        raise RuntimeError("no {} in /proc/self/status".format(field))
+    return value
 
 
 def measure_here(method, positive_type, num_gt, anchors_per_location, repeats=3, height=800, width=1333):
@@ -255,11 +263,7 @@ def measure_in_subprocess(method, positive_type, num_gt, anchors_per_location, r
 
 
 def available_bytes():
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return _proc_bytes("/proc/meminfo", "MemAvailable") or 0
 
 
 def _fit_line(points):
